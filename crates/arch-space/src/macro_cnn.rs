@@ -1,0 +1,324 @@
+//! A macro CNN search space: a stack of stages, each with its own depth, width, kernel size,
+//! downsampling and block type.
+//!
+//! The code layout of a [`MacroCnnSpace`] with `S` = the largest allowed number of stages is
+//!
+//! | position | dimension             | choices                         |
+//! |----------|-----------------------|---------------------------------|
+//! | 0        | `stages`              | [`MacroCnnSpace::num_stages`]   |
+//! | 1 + 5s   | `stage{s}_depth`      | [`MacroCnnSpace::depths`]       |
+//! | 2 + 5s   | `stage{s}_width`      | [`MacroCnnSpace::widths`]       |
+//! | 3 + 5s   | `stage{s}_kernel`     | [`MacroCnnSpace::kernels`]      |
+//! | 4 + 5s   | `stage{s}_downsample` | [`MacroCnnSpace::downsamples`]  |
+//! | 5 + 5s   | `stage{s}_block`      | [`MacroCnnSpace::blocks`]       |
+//!
+//! for `s` in `0..S` (stages are numbered from 0). The dimensions of stage `s` are conditional:
+//! active only when the chosen number of stages exceeds `s`, so a canonical code holds 0 at
+//! every position of an unused stage.
+//!
+//! ```
+//! use arch_space::macro_cnn::{BlockType, MacroCnnSpace};
+//!
+//! let cnn_space = MacroCnnSpace::default();
+//! let space = cnn_space.space().unwrap();
+//! let code = space.parse("121011000000000000000").unwrap();
+//! // 2 stages; stage 0: depth 3, width 32, kernel 3, stride-2 downsampling, residual blocks;
+//! // stage 1: depth 1, width 16, kernel 3, no downsampling, plain blocks.
+//! let cnn = cnn_space.decode(&code).unwrap();
+//! assert_eq!(cnn.stages.len(), 2);
+//! assert_eq!(cnn.stages[0].width, 32);
+//! assert_eq!(cnn.stages[0].block, BlockType::Residual);
+//! assert_eq!(cnn_space.encode(&cnn).unwrap(), code);
+//! ```
+
+use std::fmt;
+
+use ncode::{Dimension, NCode, SearchSpace};
+use serde::{Deserialize, Serialize};
+
+use crate::ArchSpaceError;
+
+/// Number of code positions per stage (depth, width, kernel, downsample, block).
+const PER_STAGE: usize = 5;
+
+/// How a stage reduces the spatial resolution before its first block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Downsample {
+    /// Keep the resolution.
+    None,
+    /// The first block's first convolution has stride 2.
+    Stride2,
+    /// A 2x2 max pooling with stride 2 before the first block.
+    #[serde(rename = "maxpool")]
+    MaxPool,
+    /// A 2x2 average pooling with stride 2 before the first block.
+    #[serde(rename = "avgpool")]
+    AvgPool,
+}
+
+impl Downsample {
+    /// Every variant, in the default choice order.
+    pub const ALL: [Downsample; 4] = [
+        Downsample::None,
+        Downsample::Stride2,
+        Downsample::MaxPool,
+        Downsample::AvgPool,
+    ];
+
+    /// The label used in the search space (and by serde): `none`, `stride2`, `maxpool`, `avgpool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Downsample::None => "none",
+            Downsample::Stride2 => "stride2",
+            Downsample::MaxPool => "maxpool",
+            Downsample::AvgPool => "avgpool",
+        }
+    }
+}
+
+impl fmt::Display for Downsample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The block every layer of a stage is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockType {
+    /// Convolution, batch norm, ReLU.
+    Plain,
+    /// A ResNet basic block: two convolutions with an identity (or projection) shortcut.
+    Residual,
+    /// A ResNet bottleneck block: 1x1 reduce, kxk, 1x1 expand, with a shortcut.
+    Bottleneck,
+    /// A MobileNetV2 block: 1x1 expand, depthwise kxk, 1x1 linear projection, with a shortcut.
+    InvertedResidual,
+    /// A residual basic block with squeeze-and-excitation channel gating.
+    Se,
+}
+
+impl BlockType {
+    /// Every variant, in the default choice order.
+    pub const ALL: [BlockType; 5] = [
+        BlockType::Plain,
+        BlockType::Residual,
+        BlockType::Bottleneck,
+        BlockType::InvertedResidual,
+        BlockType::Se,
+    ];
+
+    /// The label used in the search space (and by serde): `plain`, `residual`, `bottleneck`,
+    /// `inverted_residual`, `se`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockType::Plain => "plain",
+            BlockType::Residual => "residual",
+            BlockType::Bottleneck => "bottleneck",
+            BlockType::InvertedResidual => "inverted_residual",
+            BlockType::Se => "se",
+        }
+    }
+}
+
+impl fmt::Display for BlockType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stage of a [`MacroCnn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Stage {
+    /// Number of blocks.
+    pub depth: u32,
+    /// Output channels of every block.
+    pub width: u32,
+    /// Spatial kernel size of the blocks' main convolutions.
+    pub kernel: u32,
+    /// Resolution reduction at the start of the stage.
+    pub downsample: Downsample,
+    /// Block type.
+    pub block: BlockType,
+}
+
+/// A decoded macro CNN: its stages, first to last (only the stages in use).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MacroCnn {
+    /// The stages, input side first.
+    pub stages: Vec<Stage>,
+}
+
+/// The choices of a macro CNN space (see the [module documentation](self) for the code layout).
+///
+/// Every list must be non-empty and free of repeats, and numbers must be positive.
+/// [`Default`] is a CIFAR-sized space: 1 to 4 stages of depth 1 to 3, widths 16 to 256,
+/// kernels 3/5/7, every [`Downsample`] and every [`BlockType`]. Missing fields in a serialized
+/// configuration take their default values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MacroCnnSpace {
+    /// Allowed numbers of stages.
+    pub num_stages: Vec<usize>,
+    /// Allowed stage depths (blocks per stage).
+    pub depths: Vec<u32>,
+    /// Allowed stage widths (channels).
+    pub widths: Vec<u32>,
+    /// Allowed kernel sizes.
+    pub kernels: Vec<u32>,
+    /// Allowed downsampling modes.
+    pub downsamples: Vec<Downsample>,
+    /// Allowed block types.
+    pub blocks: Vec<BlockType>,
+}
+
+impl Default for MacroCnnSpace {
+    fn default() -> Self {
+        MacroCnnSpace {
+            num_stages: vec![1, 2, 3, 4],
+            depths: vec![1, 2, 3],
+            widths: vec![16, 32, 64, 128, 256],
+            kernels: vec![3, 5, 7],
+            downsamples: Downsample::ALL.to_vec(),
+            blocks: BlockType::ALL.to_vec(),
+        }
+    }
+}
+
+impl MacroCnnSpace {
+    /// The search space, named `macro_cnn`; fails with [`ArchSpaceError::Config`] on an empty or
+    /// repeating choice list or a zero number.
+    pub fn space(&self) -> Result<SearchSpace, ArchSpaceError> {
+        check_choices("num_stages", &self.num_stages)?;
+        check_choices("depths", &self.depths)?;
+        check_choices("widths", &self.widths)?;
+        check_choices("kernels", &self.kernels)?;
+        check_choices("downsamples", &self.downsamples)?;
+        check_choices("blocks", &self.blocks)?;
+        if self.num_stages.contains(&0)
+            || self.depths.contains(&0)
+            || self.widths.contains(&0)
+            || self.kernels.contains(&0)
+        {
+            return Err(ArchSpaceError::Config(
+                "numbers of stages, depths, widths and kernels must be positive".into(),
+            ));
+        }
+        let ints = |values: &[u32]| values.iter().map(|&v| i64::from(v)).collect::<Vec<_>>();
+        let max_stages = self.num_stages.iter().copied().max().unwrap_or(0);
+        let mut dims = vec![Dimension::ints(
+            "stages",
+            self.num_stages.iter().map(|&n| n as i64),
+        )];
+        for s in 0..max_stages {
+            let active: Vec<usize> = (0..self.num_stages.len())
+                .filter(|&i| self.num_stages[i] > s)
+                .collect();
+            let stage_dims = [
+                Dimension::ints(format!("stage{s}_depth"), ints(&self.depths)),
+                Dimension::ints(format!("stage{s}_width"), ints(&self.widths)),
+                Dimension::ints(format!("stage{s}_kernel"), ints(&self.kernels)),
+                Dimension::labels(
+                    format!("stage{s}_downsample"),
+                    self.downsamples.iter().map(|d| d.as_str()),
+                ),
+                Dimension::labels(
+                    format!("stage{s}_block"),
+                    self.blocks.iter().map(|b| b.as_str()),
+                ),
+            ];
+            dims.extend(stage_dims.map(|d| d.active_when(0, active.clone())));
+        }
+        Ok(SearchSpace::new("macro_cnn", dims)?)
+    }
+
+    /// The network a code denotes; fails when the code does not fit [`MacroCnnSpace::space`].
+    /// Inactive positions are ignored, so a non-canonical code decodes like its canonical form.
+    pub fn decode(&self, code: &NCode) -> Result<MacroCnn, ArchSpaceError> {
+        self.space()?.check(code)?;
+        let stages = (0..self.num_stages[code.index(0)])
+            .map(|s| {
+                let at = |field: usize| code.index(1 + PER_STAGE * s + field);
+                Stage {
+                    depth: self.depths[at(0)],
+                    width: self.widths[at(1)],
+                    kernel: self.kernels[at(2)],
+                    downsample: self.downsamples[at(3)],
+                    block: self.blocks[at(4)],
+                }
+            })
+            .collect();
+        Ok(MacroCnn { stages })
+    }
+
+    /// The canonical code of a network; fails with [`ArchSpaceError::Config`], naming the stage
+    /// and the value, when a value is not among the choices.
+    pub fn encode(&self, cnn: &MacroCnn) -> Result<NCode, ArchSpaceError> {
+        let space = self.space()?;
+        let mut code = NCode::zeros(space.len());
+        code.set(
+            0,
+            choice_index("number of stages", &self.num_stages, &cnn.stages.len())?,
+        );
+        for (s, stage) in cnn.stages.iter().enumerate() {
+            let base = 1 + PER_STAGE * s;
+            let what = |field: &str| format!("stage {s}: {field}");
+            code.set(
+                base,
+                choice_index(&what("depth"), &self.depths, &stage.depth)?,
+            );
+            code.set(
+                base + 1,
+                choice_index(&what("width"), &self.widths, &stage.width)?,
+            );
+            code.set(
+                base + 2,
+                choice_index(&what("kernel"), &self.kernels, &stage.kernel)?,
+            );
+            code.set(
+                base + 3,
+                choice_index(&what("downsample"), &self.downsamples, &stage.downsample)?,
+            );
+            code.set(
+                base + 4,
+                choice_index(&what("block"), &self.blocks, &stage.block)?,
+            );
+        }
+        Ok(code)
+    }
+}
+
+/// Checks that a configured choice list is non-empty and repeats nothing (so encoding is exact).
+/// Shared by the spaces of this crate.
+pub(crate) fn check_choices<T: PartialEq + fmt::Display>(
+    what: &str,
+    choices: &[T],
+) -> Result<(), ArchSpaceError> {
+    if choices.is_empty() {
+        return Err(ArchSpaceError::Config(format!("`{what}` has no choices")));
+    }
+    match (1..choices.len()).find(|&i| choices[..i].contains(&choices[i])) {
+        Some(i) => Err(ArchSpaceError::Config(format!(
+            "`{what}` lists {} twice",
+            choices[i]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The index of `value` among `choices`, or a [`ArchSpaceError::Config`] naming `what`, the value
+/// and the choices. Shared by the spaces of this crate.
+pub(crate) fn choice_index<T: PartialEq + fmt::Display>(
+    what: &str,
+    choices: &[T],
+    value: &T,
+) -> Result<usize, ArchSpaceError> {
+    choices.iter().position(|c| c == value).ok_or_else(|| {
+        let list: Vec<String> = choices.iter().map(T::to_string).collect();
+        ArchSpaceError::Config(format!(
+            "{what} {value} is not among the choices {}",
+            list.join(", ")
+        ))
+    })
+}

@@ -1,0 +1,294 @@
+//! Comparing strategies on a tabular benchmark, with an honest protocol.
+//!
+//! A search reads one metric (the *signal*, e.g. `c10_val_12`, the 12-epoch validation
+//! accuracy) and is judged on another (the *report* metric, e.g. `c10_test_200`): at each
+//! checkpoint budget, the architecture with the best signal among the evaluations so far is
+//! chosen and its report metric is recorded. Constraints (`lat_ms_pixel3<=10`,
+//! `c10_params<=800000`) restrict both the search and the optimum that regret is measured against.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use arch_space::tabular::TabularBenchmark;
+use ncode::NCode;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::{History, SearchContext, SearchError, Searcher, Strategy};
+
+/// An upper bound on a metric of the table, e.g. `lat_ms_pixel3<=10`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Constraint {
+    /// Metric name (a column of the table, or an analytic count such as `c10_params`).
+    pub metric: String,
+    /// Largest admissible value.
+    pub max: f64,
+}
+
+impl FromStr for Constraint {
+    type Err = SearchError;
+    /// Reads `METRIC<=VALUE` or `METRIC=VALUE`.
+    fn from_str(text: &str) -> Result<Self, SearchError> {
+        let bad = |reason: &str| SearchError::Constraint {
+            text: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (metric, value) = text
+            .split_once("<=")
+            .or_else(|| text.split_once('='))
+            .ok_or_else(|| bad("expected METRIC<=VALUE, e.g. lat_ms_pixel3<=10"))?;
+        let max = value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| bad("the bound is not a number"))?;
+        Ok(Constraint {
+            metric: metric.trim().to_string(),
+            max,
+        })
+    }
+}
+
+/// What to search on, what to report, under which constraints, and when to look.
+#[derive(Debug, Clone, Serialize)]
+pub struct Protocol {
+    /// Metric the searchers see as their score.
+    pub signal: String,
+    /// Metric reported for the chosen architecture.
+    pub report: String,
+    /// Constraints every proposal satisfies.
+    pub constraints: Vec<Constraint>,
+    /// Evaluations per search.
+    pub budget: usize,
+    /// Budgets at which the chosen architecture is reported (each at most `budget`).
+    pub checkpoints: Vec<usize>,
+}
+
+/// One search on the table.
+#[derive(Debug, Clone)]
+pub struct TabularRun {
+    /// Every evaluation, scored by the signal.
+    pub history: History,
+    /// Report metric of the chosen architecture at each checkpoint.
+    pub reported: Vec<Option<f64>>,
+    /// Evaluations the table counted.
+    pub evaluations: usize,
+}
+
+/// Metric indices of a protocol, resolved against a table.
+struct Resolved {
+    signal: usize,
+    report: usize,
+    constraints: Vec<(usize, f64)>,
+}
+
+impl Resolved {
+    fn new(table: &TabularBenchmark, protocol: &Protocol) -> Result<Self, SearchError> {
+        Ok(Resolved {
+            signal: table.metric(&protocol.signal)?,
+            report: table.metric(&protocol.report)?,
+            constraints: protocol
+                .constraints
+                .iter()
+                .map(|c| Ok((table.metric(&c.metric)?, c.max)))
+                .collect::<Result<_, SearchError>>()?,
+        })
+    }
+
+    fn admissible(&self, table: &TabularBenchmark, code: &NCode) -> bool {
+        self.constraints
+            .iter()
+            .all(|&(m, max)| table.peek(code, m).is_some_and(|v| v <= max))
+    }
+}
+
+/// Runs one search for `protocol.budget` evaluations (fewer if the admissible space runs out).
+pub fn run_on_table(
+    table: &TabularBenchmark,
+    protocol: &Protocol,
+    searcher: &mut dyn Searcher,
+    task: &str,
+) -> Result<TabularRun, SearchError> {
+    let resolved = Resolved::new(table, protocol)?;
+    let admissible = |code: &NCode| resolved.admissible(table, code);
+    let ctx = SearchContext {
+        space: table.space(),
+        admissible: &admissible,
+        task,
+    };
+    let mut history = History::new();
+    while history.len() < protocol.budget {
+        let code = match searcher.propose(&ctx, &history) {
+            Ok(code) => code,
+            Err(SearchError::Exhausted { .. }) => break,
+            Err(e) => return Err(e),
+        };
+        let score = table.evaluate(&code, resolved.signal)?;
+        history.push(ranker::Observation { code, score });
+    }
+    let reported = protocol
+        .checkpoints
+        .iter()
+        .map(|&b| {
+            history
+                .best_within(b)
+                .and_then(|o| table.peek(&o.code, resolved.report))
+        })
+        .collect();
+    Ok(TabularRun {
+        history,
+        reported,
+        evaluations: table.evaluations(),
+    })
+}
+
+/// Mean and sample standard deviation (n - 1) of a set of runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Summary {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (0 for a single run).
+    pub std: f64,
+    /// Mean regret: optimum minus value.
+    pub regret: f64,
+}
+
+impl Summary {
+    fn of(values: &[f64], optimum: f64) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Some(Summary {
+            mean,
+            std: var.sqrt(),
+            regret: optimum - mean,
+        })
+    }
+}
+
+/// The result of [`compare`]: every strategy at every checkpoint, against the optimum.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The protocol used.
+    pub protocol: Protocol,
+    /// Seeds run per strategy.
+    pub seeds: Vec<u64>,
+    /// Best admissible value of the report metric in the table.
+    pub optimum: f64,
+    /// The architecture holding it, in text form.
+    pub optimum_code: String,
+    /// `strategy -> checkpoint budget -> summary`, strategies in the requested order.
+    pub results: Vec<(String, BTreeMap<usize, Summary>)>,
+}
+
+/// Runs every strategy with every seed (in parallel; each run is deterministic for its seed).
+pub fn compare(
+    table: &TabularBenchmark,
+    protocol: &Protocol,
+    strategies: &[Strategy],
+    seeds: &[u64],
+    task: &str,
+) -> Result<Comparison, SearchError> {
+    let resolved = Resolved::new(table, protocol)?;
+    let (best_code, optimum) = table
+        .best(resolved.report, |c| resolved.admissible(table, c))
+        .ok_or_else(|| SearchError::Exhausted {
+            searcher: "optimum".into(),
+            tried: 0,
+        })?;
+    let jobs: Vec<(Strategy, u64)> = strategies
+        .iter()
+        .flat_map(|&s| seeds.iter().map(move |&seed| (s, seed)))
+        .collect();
+    let runs: Vec<TabularRun> = jobs
+        .par_iter()
+        .map(|&(strategy, seed)| {
+            let mut searcher = strategy.build(seed);
+            run_on_table(&table.clone(), protocol, searcher.as_mut(), task)
+        })
+        .collect::<Result<_, _>>()?;
+    let results = strategies
+        .iter()
+        .enumerate()
+        .map(|(s, strategy)| {
+            let mine = &runs[s * seeds.len()..(s + 1) * seeds.len()];
+            let per_budget = protocol
+                .checkpoints
+                .iter()
+                .enumerate()
+                .filter_map(|(k, &budget)| {
+                    let values: Vec<f64> = mine.iter().filter_map(|r| r.reported[k]).collect();
+                    Summary::of(&values, optimum).map(|s| (budget, s))
+                })
+                .collect();
+            (strategy.name().to_string(), per_budget)
+        })
+        .collect();
+    Ok(Comparison {
+        protocol: protocol.clone(),
+        seeds: seeds.to_vec(),
+        optimum,
+        optimum_code: table.space().format(&best_code),
+        results,
+    })
+}
+
+impl Comparison {
+    /// `{"strategy": {"budget": {"mean", "std", "regret"}}}`, plus the protocol under
+    /// `signal`, `report`, `constraints`, `seeds` and `optimum`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut root = serde_json::Map::new();
+        for (name, per_budget) in &self.results {
+            let inner: serde_json::Map<String, serde_json::Value> = per_budget
+                .iter()
+                .map(|(b, s)| (b.to_string(), serde_json::json!(s)))
+                .collect();
+            root.insert(name.clone(), inner.into());
+        }
+        root.insert("signal".into(), self.protocol.signal.clone().into());
+        root.insert("report".into(), self.protocol.report.clone().into());
+        root.insert(
+            "constraints".into(),
+            serde_json::json!(self.protocol.constraints),
+        );
+        root.insert("seeds".into(), serde_json::json!(self.seeds));
+        root.insert("optimum".into(), self.optimum.into());
+        root.into()
+    }
+
+    /// A plain-text table: one row per strategy, `mean +- std` per checkpoint, and the regret at
+    /// the last checkpoint.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let checkpoints = &self.protocol.checkpoints;
+        let _ = write!(out, "{:<14}", "strategy");
+        for b in checkpoints {
+            let _ = write!(out, "{:>17}", format!("@{b}"));
+        }
+        let _ = writeln!(out, "{:>10}", "regret");
+        for (name, per_budget) in &self.results {
+            let _ = write!(out, "{name:<14}");
+            for b in checkpoints {
+                let cell = per_budget.get(b).map_or("-".to_string(), |s| {
+                    format!("{:.2} +- {:.2}", s.mean, s.std)
+                });
+                let _ = write!(out, "{cell:>17}");
+            }
+            let regret = checkpoints
+                .last()
+                .and_then(|b| per_budget.get(b))
+                .map_or("-".to_string(), |s| format!("{:.2}", s.regret));
+            let _ = writeln!(out, "{regret:>10}");
+        }
+        out
+    }
+}

@@ -1,0 +1,89 @@
+use std::collections::HashMap;
+
+use ncode::NCode;
+use ranker::Observation;
+use serde::{Deserialize, Serialize};
+
+/// The evaluations of one search, in order, with a fast "seen" test on canonical codes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<Observation>", into = "Vec<Observation>")]
+pub struct History {
+    observations: Vec<Observation>,
+    /// Latest score of every evaluated code.
+    scores: HashMap<NCode, Option<f64>>,
+}
+
+impl From<Vec<Observation>> for History {
+    fn from(observations: Vec<Observation>) -> Self {
+        let scores = observations
+            .iter()
+            .map(|o| (o.code.clone(), o.score))
+            .collect();
+        History {
+            observations,
+            scores,
+        }
+    }
+}
+
+impl From<History> for Vec<Observation> {
+    fn from(h: History) -> Self {
+        h.observations
+    }
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends an evaluation.
+    pub fn push(&mut self, observation: Observation) {
+        self.scores
+            .insert(observation.code.clone(), observation.score);
+        self.observations.push(observation);
+    }
+
+    /// All evaluations, oldest first.
+    pub fn observations(&self) -> &[Observation] {
+        &self.observations
+    }
+
+    /// Number of evaluations.
+    pub fn len(&self) -> usize {
+        self.observations.len()
+    }
+
+    /// Whether nothing was evaluated yet.
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty()
+    }
+
+    /// Whether this (canonical) code was evaluated.
+    pub fn contains(&self, code: &NCode) -> bool {
+        self.scores.contains_key(code)
+    }
+
+    /// The best scored evaluation among the first `n` (the earliest wins ties).
+    pub fn best_within(&self, n: usize) -> Option<&Observation> {
+        self.observations
+            .iter()
+            .take(n)
+            .filter(|o| o.score.is_some())
+            .fold(None, |best: Option<&Observation>, o| match best {
+                Some(b) if b.score >= o.score => Some(b),
+                _ => Some(o),
+            })
+    }
+
+    /// The best scored evaluation so far.
+    pub fn best(&self) -> Option<&Observation> {
+        self.best_within(self.len())
+    }
+
+    /// The score of a code, if it was evaluated and scored.
+    pub fn score_of(&self, code: &NCode) -> Option<f64> {
+        self.scores.get(code).copied().flatten()
+    }
+}

@@ -1,0 +1,42 @@
+//! # search-loop: search strategies and the composition of the workspace
+//!
+//! The top layer: it composes the lower crates behind their traits.
+//!
+//! * [`Searcher`]: "given the history so far, propose the next architecture", with
+//!   [`RandomSearch`], [`RegularizedEvolution`], [`LocalSearch`] and LM-Searcher's
+//!   [`RankingSearch`], which takes any [`ranker::Ranker`] (the random ranker today, the LLM
+//!   ranker unchanged later).
+//! * [`SearchContext`]: the space and the constraints (admissibility) a search runs under, so a
+//!   search can maximise accuracy under a latency or parameter budget.
+//! * [`benchmark`]: running and comparing strategies on a tabular benchmark with an honest
+//!   protocol (search on validation, report test; mean and std over seeds; regret).
+//!
+//! ```
+//! use arch_space::nb201;
+//! use search_loop::{History, RegularizedEvolution, SearchContext, Searcher};
+//!
+//! let ctx = SearchContext::unconstrained(nb201::space(), "toy");
+//! let mut rea = RegularizedEvolution::new(42);
+//! let mut history = History::new();
+//! for _ in 0..20 {
+//!     let code = rea.propose(&ctx, &history).unwrap();
+//!     // A toy score: the number of 3x3 convolutions in the cell.
+//!     let score = code.indices().iter().filter(|&&op| op == 3).count() as f64;
+//!     history.push(ranker::Observation { code, score: Some(score) });
+//! }
+//! assert_eq!(history.len(), 20);
+//! ```
+
+pub mod benchmark;
+mod error;
+mod history;
+mod searcher;
+pub mod strategies;
+mod strategy;
+
+pub use error::SearchError;
+pub use history::History;
+pub use ranker::Observation;
+pub use searcher::{SearchContext, Searcher};
+pub use strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution};
+pub use strategy::Strategy;

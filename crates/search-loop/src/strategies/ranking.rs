@@ -1,0 +1,95 @@
+use ncode::NCode;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use ranker::{Ranker, RankingRequest};
+
+use crate::{History, SearchContext, SearchError, Searcher};
+
+/// LM-Searcher's ranking loop: each round draws a pool of unseen admissible candidates and asks
+/// a [`Ranker`] which one to evaluate.
+///
+/// The first `warmup` proposals are random (a ranker needs some history to read). Any ranker
+/// drops in: [`ranker::RandomRanker`] makes this a random search with extra steps (the control),
+/// the LLM ranker makes it LM-Searcher.
+#[derive(Debug, Clone)]
+pub struct RankingSearch<R> {
+    ranker: R,
+    pool_size: usize,
+    warmup: usize,
+    rng: ChaCha8Rng,
+}
+
+impl<R: Ranker> RankingSearch<R> {
+    /// A ranking loop with pools of 10 candidates after 5 random warm-up evaluations.
+    pub fn new(ranker: R, seed: u64) -> Self {
+        Self::with_settings(ranker, seed, 10, 5)
+    }
+
+    /// A ranking loop with explicit pool size (at least 1) and number of random warm-up steps.
+    pub fn with_settings(ranker: R, seed: u64, pool_size: usize, warmup: usize) -> Self {
+        RankingSearch {
+            ranker,
+            pool_size: pool_size.max(1),
+            warmup,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// The ranker.
+    pub fn ranker(&self) -> &R {
+        &self.ranker
+    }
+
+    /// Draws up to `pool_size` distinct open candidates (fewer when the space runs dry).
+    fn draw_pool(
+        &mut self,
+        ctx: &SearchContext<'_>,
+        history: &History,
+    ) -> Result<Vec<NCode>, SearchError> {
+        let name = self.name();
+        let mut pool: Vec<NCode> = Vec::with_capacity(self.pool_size);
+        let mut repeats = 0;
+        while pool.len() < self.pool_size && repeats < 10 * self.pool_size {
+            match ctx.sample_open(history, &mut self.rng, &name) {
+                Ok(code) if pool.contains(&code) => repeats += 1,
+                Ok(code) => pool.push(code),
+                Err(e) if pool.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(pool)
+    }
+}
+
+impl<R: Ranker> Searcher for RankingSearch<R> {
+    fn name(&self) -> String {
+        format!("rank-{}", self.ranker.name())
+    }
+
+    fn propose(
+        &mut self,
+        ctx: &SearchContext<'_>,
+        history: &History,
+    ) -> Result<NCode, SearchError> {
+        if history.len() < self.warmup {
+            let name = self.name();
+            return ctx.sample_open(history, &mut self.rng, &name);
+        }
+        let pool = self.draw_pool(ctx, history)?;
+        let request = RankingRequest {
+            space: ctx.space,
+            task: ctx.task,
+            history: history.observations(),
+            candidates: &pool,
+        };
+        let choice = self.ranker.choose(&request)?;
+        pool.into_iter().nth(choice).ok_or_else(|| {
+            ranker::RankerError::Backend(format!(
+                "ranker `{}` chose candidate {choice} of a pool of {}",
+                self.ranker.name(),
+                self.pool_size
+            ))
+            .into()
+        })
+    }
+}
