@@ -117,7 +117,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("constraint: {} <= {}", c.metric, c.max);
     }
     print!("{}", comparison.render());
-    println!("({:.2} s)", started.elapsed().as_secs_f64());
+    println!(
+        "({:.1} ms for all searches)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&comparison.to_json())?)?;
         println!("wrote {}", path.display());
