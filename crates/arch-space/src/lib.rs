@@ -15,6 +15,7 @@
 //! None of this needs candle: the trainer builds networks from these descriptions in its own
 //! crate, and searchers read them without linking a tensor library.
 
+mod choices;
 mod error;
 pub mod lora;
 pub mod macro_cnn;

@@ -18,7 +18,7 @@
 use ncode::{Dimension, NCode, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use crate::macro_cnn::{check_choices, choice_index};
+use crate::choices::{check_choices, choice_index};
 use crate::ArchSpaceError;
 
 /// A LoRA rank space: every module in `modules` takes one rank from `ranks`.

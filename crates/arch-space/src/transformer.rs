@@ -30,7 +30,7 @@
 use ncode::{Dimension, NCode, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use crate::macro_cnn::{check_choices, choice_index};
+use crate::choices::{check_choices, choice_index};
 use crate::ArchSpaceError;
 
 /// One decoder layer of a [`TransformerShape`].

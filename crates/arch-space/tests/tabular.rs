@@ -114,7 +114,7 @@ fn any_subset_of_metric_columns_and_any_dataset_name() {
 #[test]
 fn broken_tables_get_clear_errors() {
     let full = shipped_text();
-    let err = |text: &str| load_text(text).err().expect("should fail").to_string();
+    let err = |text: &str| load_text(text).expect_err("should fail").to_string();
 
     let no_arch = project(&["idx", "c10_val_12"], str::to_string);
     assert!(err(&no_arch).contains("missing column `arch_str`"));
