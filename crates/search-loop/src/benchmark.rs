@@ -38,6 +38,17 @@ impl FromStr for Constraint {
             .split_once("<=")
             .or_else(|| text.split_once('='))
             .ok_or_else(|| bad("expected METRIC<=VALUE, e.g. lat_ms_pixel3<=10"))?;
+        let metric = metric.trim();
+        if metric.is_empty()
+            || !metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(bad(
+                "the metric must be a column name (letters, digits, `_`); only upper bounds \
+                 (`<=`) are supported",
+            ));
+        }
         let max = value
             .trim()
             .parse::<f64>()
@@ -45,7 +56,7 @@ impl FromStr for Constraint {
             .filter(|v| v.is_finite())
             .ok_or_else(|| bad("the bound is not a number"))?;
         Ok(Constraint {
-            metric: metric.trim().to_string(),
+            metric: metric.to_string(),
             max,
         })
     }
@@ -73,7 +84,7 @@ pub struct TabularRun {
     pub history: History,
     /// Report metric of the chosen architecture at each checkpoint.
     pub reported: Vec<Option<f64>>,
-    /// Evaluations the table counted.
+    /// Evaluations the table counted during this run.
     pub evaluations: usize,
 }
 
@@ -112,6 +123,7 @@ pub fn run_on_table(
     task: &str,
 ) -> Result<TabularRun, SearchError> {
     let resolved = Resolved::new(table, protocol)?;
+    let evaluations_before = table.evaluations();
     let admissible = |code: &NCode| resolved.admissible(table, code);
     let ctx = SearchContext {
         space: table.space(),
@@ -140,7 +152,7 @@ pub fn run_on_table(
     Ok(TabularRun {
         history,
         reported,
-        evaluations: table.evaluations(),
+        evaluations: table.evaluations() - evaluations_before,
     })
 }
 

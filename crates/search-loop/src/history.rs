@@ -65,12 +65,13 @@ impl History {
         self.scores.contains_key(code)
     }
 
-    /// The best scored evaluation among the first `n` (the earliest wins ties).
+    /// The best scored evaluation among the first `n` (the earliest wins ties; NaN scores are
+    /// ignored).
     pub fn best_within(&self, n: usize) -> Option<&Observation> {
         self.observations
             .iter()
             .take(n)
-            .filter(|o| o.score.is_some())
+            .filter(|o| o.score.is_some_and(|s| !s.is_nan()))
             .fold(None, |best: Option<&Observation>, o| match best {
                 Some(b) if b.score >= o.score => Some(b),
                 _ => Some(o),

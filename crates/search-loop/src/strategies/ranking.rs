@@ -83,11 +83,12 @@ impl<R: Ranker> Searcher for RankingSearch<R> {
             candidates: &pool,
         };
         let choice = self.ranker.choose(&request)?;
+        let shown = pool.len();
         pool.into_iter().nth(choice).ok_or_else(|| {
             ranker::RankerError::Backend(format!(
                 "ranker `{}` chose candidate {choice} of a pool of {}",
                 self.ranker.name(),
-                self.pool_size
+                shown
             ))
             .into()
         })
