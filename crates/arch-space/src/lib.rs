@@ -17,6 +17,7 @@
 
 mod choices;
 mod error;
+pub mod lang;
 pub mod lora;
 pub mod macro_cnn;
 pub mod nb201;

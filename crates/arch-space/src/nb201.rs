@@ -16,6 +16,10 @@ use std::sync::OnceLock;
 use ncode::{Dimension, NCode, SearchSpace};
 use serde::{Deserialize, Serialize};
 
+use crate::lang::{
+    BatchNorm2d, Conv2d, Edge, Graph, Join, Layer, Linear, Module, Node, Padding, Pool2d,
+    GRAPH_INPUT,
+};
 use crate::ArchSpaceError;
 
 /// Number of architectures in the space (5^6).
@@ -337,5 +341,144 @@ impl Nb201Network {
         params += bn(last) + (last * self.classes + self.classes) as u64;
         flops += (last * self.classes + self.classes) as u64;
         (params, flops)
+    }
+}
+
+fn conv(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize) -> Module {
+    Module::Layer(Layer::Conv2d(Conv2d {
+        in_channels: Some(cin),
+        out_channels: cout,
+        kernel_size: [kernel, kernel],
+        stride: [stride, stride],
+        padding: Padding::Explicit([padding, padding]),
+        dilation: [1, 1],
+        groups: 1,
+        bias: false,
+    }))
+}
+
+fn batch_norm(c: usize) -> Module {
+    Module::Layer(Layer::BatchNorm2d(BatchNorm2d {
+        num_features: Some(c),
+        eps: 1e-5,
+        momentum: 0.1,
+        affine: true,
+        track_running_stats: true,
+    }))
+}
+
+fn avg_pool(kernel: usize, stride: usize, padding: usize, count_include_pad: bool) -> Module {
+    Module::Layer(Layer::AvgPool2d(Pool2d {
+        kernel_size: [kernel, kernel],
+        stride: [stride, stride],
+        padding: [padding, padding],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad,
+    }))
+}
+
+/// NAS-Bench-201's `ReLUConvBN`.
+fn relu_conv_bn(cin: usize, cout: usize, kernel: usize, stride: usize) -> Module {
+    Module::sequential([
+        Module::Layer(Layer::Activation(crate::lang::Activation::Relu)),
+        conv(cin, cout, kernel, stride, kernel / 2),
+        batch_norm(cout),
+    ])
+}
+
+impl Nb201Op {
+    /// The operation as a module on `channels` channels (`None` for `none`: the edge is absent).
+    pub fn module(self, channels: usize) -> Option<Module> {
+        match self {
+            Nb201Op::None => None,
+            Nb201Op::SkipConnect => Some(Module::Layer(Layer::Identity)),
+            Nb201Op::NorConv1x1 => Some(relu_conv_bn(channels, channels, 1, 1)),
+            Nb201Op::NorConv3x3 => Some(relu_conv_bn(channels, channels, 3, 1)),
+            Nb201Op::AvgPool3x3 => Some(avg_pool(3, 1, 1, false)),
+        }
+    }
+}
+
+impl Nb201Cell {
+    /// The cell as a graph module: node `i` sums its incoming edges; a node whose edges are all
+    /// `none` is `Zero()`.
+    pub fn module(&self, channels: usize) -> Module {
+        let name = |node: usize| match node {
+            0 => GRAPH_INPUT.to_string(),
+            n => format!("node{n}"),
+        };
+        let nodes = (1..=3)
+            .map(|to| {
+                let mut edges: Vec<Edge> = EDGES
+                    .iter()
+                    .zip(self.ops)
+                    .filter(|((t, _), _)| *t == to)
+                    .filter_map(|((_, from), op)| {
+                        op.module(channels).map(|module| Edge {
+                            from: name(*from),
+                            module,
+                        })
+                    })
+                    .collect();
+                if edges.is_empty() {
+                    edges.push(Edge {
+                        from: GRAPH_INPUT.into(),
+                        module: Module::Layer(Layer::Zero),
+                    });
+                }
+                Node {
+                    name: name(to),
+                    join: Join::Sum,
+                    edges,
+                }
+            })
+            .collect();
+        Module::Graph(Graph { nodes })
+    }
+}
+
+impl Nb201Network {
+    /// The whole network in the architecture IR (what [`Nb201Network::params`] and
+    /// [`Nb201Network::flops`] count analytically).
+    pub fn module(&self, cell: &Nb201Cell) -> Module {
+        let c = self.channels;
+        let mut layers = vec![conv(3, c, 3, 1, 1), batch_norm(c)];
+        for stage in 0..3 {
+            let width = c << stage;
+            if stage > 0 {
+                // ResNet basic block with stride 2 and an average-pooling shortcut.
+                let cin = width / 2;
+                layers.push(Module::Parallel {
+                    join: Join::Sum,
+                    branches: vec![
+                        Module::sequential([
+                            relu_conv_bn(cin, width, 3, 2),
+                            relu_conv_bn(width, width, 3, 1),
+                        ]),
+                        Module::sequential([avg_pool(2, 2, 0, true), conv(cin, width, 1, 1, 0)]),
+                    ],
+                });
+            }
+            layers.extend((0..self.cells_per_stage).map(|_| cell.module(width)));
+        }
+        let last = c << 2;
+        layers.extend([
+            batch_norm(last),
+            Module::Layer(Layer::Activation(crate::lang::Activation::Relu)),
+            Module::Layer(Layer::AdaptiveAvgPool2d {
+                output_size: [1, 1],
+            }),
+            Module::Layer(Layer::Flatten {
+                start_dim: 1,
+                end_dim: -1,
+            }),
+            Module::Layer(Layer::Linear(Linear {
+                in_features: Some(last),
+                out_features: self.classes,
+                bias: true,
+            })),
+        ]);
+        Module::Sequential(layers)
     }
 }
