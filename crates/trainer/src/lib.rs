@@ -1,8 +1,15 @@
-//! # trainer: candle networks from the architecture IR (documented stub)
+//! # trainer: candle networks from the architecture IR
 //!
-//! This crate will build candle modules from the IR defined in `arch-space` (module `lang`),
-//! train them (SGD/AdamW, schedules, BatchNorm train/eval) and run the one-epoch proxy
-//! evaluation of the closed loop. It knows nothing of `llm-local`.
+//! The closed loop turns LLM-written architectures into trained networks and honest numbers.
+//! This crate does the turning, without Python:
 //!
-//! Nothing is implemented yet: the trainer is the subject of its own issue. The crate exists now
-//! so that the workspace layout and the dependency graph are fixed from the start.
+//! * [`data`]: CIFAR-10/100 binary files, ImageFolder trees (directories or `.tar.gz` of JPEG/PNG),
+//!   IDX files (MNIST, Fashion-MNIST, gzipped or not); a validation split of the training set;
+//!   normalization, random crop with padding, horizontal flip; seeded batching.
+//!
+//! It builds on `arch-space` (the IR and its static checker) and knows nothing of `llm-local`.
+
+mod error;
+pub mod data;
+
+pub use error::TrainError;
