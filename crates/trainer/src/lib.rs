@@ -9,7 +9,10 @@
 //!
 //! It builds on `arch-space` (the IR and its static checker) and knows nothing of `llm-local`.
 
-mod error;
 pub mod data;
+mod error;
+pub mod model;
+pub mod ops;
+pub mod optim;
 
 pub use error::TrainError;
