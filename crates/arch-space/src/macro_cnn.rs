@@ -37,6 +37,10 @@ use ncode::{Dimension, NCode, SearchSpace};
 use serde::{Deserialize, Serialize};
 
 use crate::choices::{check_choices, choice_index};
+use crate::lang::{
+    activation, add, avg_pool, batch_norm, classifier, conv, grouped_conv, max_pool,
+    squeeze_excitation, Activation, Layer, Module,
+};
 use crate::ArchSpaceError;
 
 /// Number of code positions per stage (depth, width, kernel, downsample, block).
@@ -48,7 +52,7 @@ const PER_STAGE: usize = 5;
 pub enum Downsample {
     /// Keep the resolution.
     None,
-    /// The first block's first convolution has stride 2.
+    /// The first block's first `k x k` convolution has stride 2 (see [`MacroCnn::module`]).
     Stride2,
     /// A 2x2 max pooling with stride 2 before the first block.
     #[serde(rename = "maxpool")]
@@ -149,6 +153,157 @@ pub struct Stage {
 pub struct MacroCnn {
     /// The stages, input side first.
     pub stages: Vec<Stage>,
+}
+
+impl MacroCnn {
+    /// The network in the architecture IR, for `input_channels`-channel images and `classes`
+    /// classes (what the trainer builds and what [`crate::lang::check`] counts).
+    ///
+    /// * Stem: `Conv2d(input_channels, w0, 3, padding=1, bias=False)`, `BatchNorm2d(w0)`,
+    ///   `ReLU()`, where `w0` is the first stage's width.
+    /// * Each stage, in a `Sequential`: its downsampling, then `depth` blocks of its type at its
+    ///   width and kernel size `k` (every `k x k` convolution is padded by `k / 2`).
+    ///   [`Downsample::MaxPool`] / [`Downsample::AvgPool`] put a 2x2 pooling with stride 2
+    ///   before the first block; [`Downsample::Stride2`] gives stride 2 to the first block's
+    ///   first `k x k` convolution (its first convolution, except in bottleneck and inverted
+    ///   residual blocks, whose stride sits on the spatial convolution as in ResNet v1.5 and
+    ///   MobileNetV2).
+    /// * Head: `AdaptiveAvgPool2d(1)`, `Flatten()`, `Linear(last width, classes)`.
+    ///
+    /// Convolutions followed by a batch norm have no bias. The blocks, from `cin` to `w`
+    /// channels with stride `s`:
+    ///
+    /// * [`BlockType::Plain`]: `Conv2d(cin, w, k, s)`, `BatchNorm2d`, `ReLU`.
+    /// * [`BlockType::Residual`]: `Add(Sequential(Conv2d(cin, w, k, s), BatchNorm2d, ReLU,
+    ///   Conv2d(w, w, k), BatchNorm2d), shortcut)`, `ReLU`; the shortcut is `Identity()` when
+    ///   the shape is kept and `Conv2d(cin, w, 1, s)`, `BatchNorm2d` otherwise.
+    /// * [`BlockType::Bottleneck`]: the same with the body `1x1 (cin -> w/4)`, `k x k (stride
+    ///   s)`, `1x1 (w/4 -> w)`, each followed by `BatchNorm2d` and all but the last by `ReLU`
+    ///   (the reduced width is at least 1).
+    /// * [`BlockType::InvertedResidual`]: `1x1 (cin -> 4 cin)`, `BatchNorm2d`, `ReLU6`,
+    ///   depthwise `k x k` (stride s, `groups = 4 cin`), `BatchNorm2d`, `ReLU6`,
+    ///   `1x1 (4 cin -> w)`, `BatchNorm2d`; added to the input only when the shape is kept
+    ///   (no activation after the sum: MobileNetV2's linear bottleneck).
+    /// * [`BlockType::Se`]: the residual block with `SqueezeExcitation(w, max(w/4, 1))` at the
+    ///   end of its body, before the sum.
+    ///
+    /// ```
+    /// use arch_space::lang::{check, InputSpec};
+    /// use arch_space::macro_cnn::{BlockType, Downsample, MacroCnn, Stage};
+    ///
+    /// let cnn = MacroCnn {
+    ///     stages: vec![Stage {
+    ///         depth: 1,
+    ///         width: 16,
+    ///         kernel: 3,
+    ///         downsample: Downsample::None,
+    ///         block: BlockType::Plain,
+    ///     }],
+    /// };
+    /// let analysis = check(&cnn.module(3, 10), &InputSpec::cifar10()).unwrap();
+    /// // Stem conv + BN, block conv + BN, classifier.
+    /// assert_eq!(analysis.params, 3 * 16 * 9 + 32 + 16 * 16 * 9 + 32 + 16 * 10 + 10);
+    /// ```
+    pub fn module(&self, input_channels: usize, classes: usize) -> Module {
+        let width = |stage: &Stage| stage.width as usize;
+        let first = self.stages.first().map_or(input_channels, width);
+        let mut layers = vec![
+            conv(input_channels, first, 3, 1, 1),
+            batch_norm(first),
+            activation(Activation::Relu),
+        ];
+        let mut cin = first;
+        for stage in &self.stages {
+            let mut items = Vec::new();
+            let mut stride = 1;
+            match stage.downsample {
+                Downsample::None => {}
+                Downsample::Stride2 => stride = 2,
+                Downsample::MaxPool => items.push(max_pool(2, 2, 0)),
+                Downsample::AvgPool => items.push(avg_pool(2, 2, 0, true)),
+            }
+            for _ in 0..stage.depth {
+                items.push(block(
+                    stage.block,
+                    cin,
+                    width(stage),
+                    stage.kernel as usize,
+                    stride,
+                ));
+                cin = width(stage);
+                stride = 1;
+            }
+            layers.push(Module::Sequential(items));
+        }
+        layers.extend(classifier(cin, classes));
+        Module::Sequential(layers)
+    }
+}
+
+/// One block of type `block` from `cin` to `w` channels with kernel `k` and stride `s`.
+fn block(block: BlockType, cin: usize, w: usize, k: usize, s: usize) -> Module {
+    let relu = || activation(Activation::Relu);
+    let relu6 = || activation(Activation::Relu6);
+    let keeps_shape = cin == w && s == 1;
+    let shortcut = || {
+        if keeps_shape {
+            Module::Layer(Layer::Identity)
+        } else {
+            Module::sequential([conv(cin, w, 1, s, 0), batch_norm(w)])
+        }
+    };
+    let basic_body = || {
+        vec![
+            conv(cin, w, k, s, k / 2),
+            batch_norm(w),
+            relu(),
+            conv(w, w, k, 1, k / 2),
+            batch_norm(w),
+        ]
+    };
+    match block {
+        BlockType::Plain => Module::sequential([conv(cin, w, k, s, k / 2), batch_norm(w), relu()]),
+        BlockType::Residual => {
+            Module::sequential([add(Module::Sequential(basic_body()), shortcut()), relu()])
+        }
+        BlockType::Se => {
+            let mut body = basic_body();
+            body.push(squeeze_excitation(w, (w / 4).max(1)));
+            Module::sequential([add(Module::Sequential(body), shortcut()), relu()])
+        }
+        BlockType::Bottleneck => {
+            let mid = (w / 4).max(1);
+            let body = Module::sequential([
+                conv(cin, mid, 1, 1, 0),
+                batch_norm(mid),
+                relu(),
+                conv(mid, mid, k, s, k / 2),
+                batch_norm(mid),
+                relu(),
+                conv(mid, w, 1, 1, 0),
+                batch_norm(w),
+            ]);
+            Module::sequential([add(body, shortcut()), relu()])
+        }
+        BlockType::InvertedResidual => {
+            let hidden = 4 * cin;
+            let body = Module::sequential([
+                conv(cin, hidden, 1, 1, 0),
+                batch_norm(hidden),
+                relu6(),
+                grouped_conv(hidden, hidden, k, s, k / 2, hidden),
+                batch_norm(hidden),
+                relu6(),
+                conv(hidden, w, 1, 1, 0),
+                batch_norm(w),
+            ]);
+            if keeps_shape {
+                add(body, Module::Layer(Layer::Identity))
+            } else {
+                body
+            }
+        }
+    }
 }
 
 /// The choices of a macro CNN space (see the [module documentation](self) for the code layout).

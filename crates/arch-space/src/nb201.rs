@@ -17,8 +17,8 @@ use ncode::{Dimension, NCode, SearchSpace};
 use serde::{Deserialize, Serialize};
 
 use crate::lang::{
-    BatchNorm2d, Conv2d, Edge, Graph, Join, Layer, Linear, Module, Node, Padding, Pool2d,
-    GRAPH_INPUT,
+    activation, add, avg_pool, batch_norm, classifier, conv, Activation, Edge, Graph, Join, Layer,
+    Module, Node, GRAPH_INPUT,
 };
 use crate::ArchSpaceError;
 
@@ -344,44 +344,10 @@ impl Nb201Network {
     }
 }
 
-fn conv(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize) -> Module {
-    Module::Layer(Layer::Conv2d(Conv2d {
-        in_channels: Some(cin),
-        out_channels: cout,
-        kernel_size: [kernel, kernel],
-        stride: [stride, stride],
-        padding: Padding::Explicit([padding, padding]),
-        dilation: [1, 1],
-        groups: 1,
-        bias: false,
-    }))
-}
-
-fn batch_norm(c: usize) -> Module {
-    Module::Layer(Layer::BatchNorm2d(BatchNorm2d {
-        num_features: Some(c),
-        eps: 1e-5,
-        momentum: 0.1,
-        affine: true,
-        track_running_stats: true,
-    }))
-}
-
-fn avg_pool(kernel: usize, stride: usize, padding: usize, count_include_pad: bool) -> Module {
-    Module::Layer(Layer::AvgPool2d(Pool2d {
-        kernel_size: [kernel, kernel],
-        stride: [stride, stride],
-        padding: [padding, padding],
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad,
-    }))
-}
-
 /// NAS-Bench-201's `ReLUConvBN`.
 fn relu_conv_bn(cin: usize, cout: usize, kernel: usize, stride: usize) -> Module {
     Module::sequential([
-        Module::Layer(Layer::Activation(crate::lang::Activation::Relu)),
+        activation(Activation::Relu),
         conv(cin, cout, kernel, stride, kernel / 2),
         batch_norm(cout),
     ])
@@ -449,36 +415,19 @@ impl Nb201Network {
             if stage > 0 {
                 // ResNet basic block with stride 2 and an average-pooling shortcut.
                 let cin = width / 2;
-                layers.push(Module::Parallel {
-                    join: Join::Sum,
-                    branches: vec![
-                        Module::sequential([
-                            relu_conv_bn(cin, width, 3, 2),
-                            relu_conv_bn(width, width, 3, 1),
-                        ]),
-                        Module::sequential([avg_pool(2, 2, 0, true), conv(cin, width, 1, 1, 0)]),
-                    ],
-                });
+                layers.push(add(
+                    Module::sequential([
+                        relu_conv_bn(cin, width, 3, 2),
+                        relu_conv_bn(width, width, 3, 1),
+                    ]),
+                    Module::sequential([avg_pool(2, 2, 0, true), conv(cin, width, 1, 1, 0)]),
+                ));
             }
             layers.extend((0..self.cells_per_stage).map(|_| cell.module(width)));
         }
         let last = c << 2;
-        layers.extend([
-            batch_norm(last),
-            Module::Layer(Layer::Activation(crate::lang::Activation::Relu)),
-            Module::Layer(Layer::AdaptiveAvgPool2d {
-                output_size: [1, 1],
-            }),
-            Module::Layer(Layer::Flatten {
-                start_dim: 1,
-                end_dim: -1,
-            }),
-            Module::Layer(Layer::Linear(Linear {
-                in_features: Some(last),
-                out_features: self.classes,
-                bias: true,
-            })),
-        ]);
+        layers.extend([batch_norm(last), activation(Activation::Relu)]);
+        layers.extend(classifier(last, self.classes));
         Module::Sequential(layers)
     }
 }

@@ -1,5 +1,6 @@
 //! Tests of the macro CNN, LoRA and transformer spaces.
 
+use arch_space::lang::{check, parse, to_text, InputSpec, Layer, Module};
 use arch_space::lora::LoraRankSpace;
 use arch_space::macro_cnn::{BlockType, Downsample, MacroCnn, MacroCnnSpace, Stage};
 use arch_space::transformer::{LayerShape, TransformerShape, TransformerSpace};
@@ -89,6 +90,110 @@ fn macro_round_trip_on_sampled_codes() {
     }
     assert_eq!(seen_stages[0], 0);
     assert!(seen_stages[1..].iter().all(|&n| n > 500), "{seen_stages:?}");
+}
+
+/// Every sampled macro CNN lowers to a module that passes the static checks on CIFAR-10 and
+/// prints and parses back to itself.
+#[test]
+fn macro_modules_check_and_round_trip_through_text() {
+    let cnn_space = MacroCnnSpace::default();
+    let space = cnn_space.space().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2000 {
+        let code = space.sample(&mut rng);
+        let cnn = cnn_space.decode(&code).unwrap();
+        let module = cnn.module(3, 10);
+        let analysis = check(&module, &InputSpec::cifar10())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", space.format(&code), to_text(&module)));
+        assert!(analysis.params > 0 && analysis.flops > 0);
+        assert_eq!(analysis.output, vec![10]);
+        // Nothing is lazy, so checking resolves nothing.
+        assert_eq!(analysis.resolved, module);
+        let text = to_text(&module);
+        let program = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(program.module, module, "{text}");
+        for stage in &cnn.stages {
+            seen.insert((stage.block, stage.downsample));
+        }
+    }
+    assert_eq!(seen.len(), BlockType::ALL.len() * Downsample::ALL.len());
+}
+
+#[test]
+fn macro_module_hand_counted() {
+    let stage = |depth, width, kernel, downsample, block| Stage {
+        depth,
+        width,
+        kernel,
+        downsample,
+        block,
+    };
+    let cnn = MacroCnn {
+        stages: vec![
+            stage(1, 16, 3, Downsample::None, BlockType::Residual),
+            stage(2, 32, 5, Downsample::Stride2, BlockType::InvertedResidual),
+            stage(1, 64, 3, Downsample::MaxPool, BlockType::Se),
+        ],
+    };
+    let module = cnn.module(3, 10);
+    let a = check(&module, &InputSpec::cifar10()).unwrap();
+    // Weights of a bias-free convolution; a batch norm has a scale and a shift per channel.
+    let conv = |cin: u64, cout: u64, k: u64| cin * cout * k * k;
+    let bn = |c: u64| 2 * c;
+    let stem = conv(3, 16, 3) + bn(16);
+    // Basic block 16 -> 16: identity shortcut.
+    let residual = 2 * (conv(16, 16, 3) + bn(16));
+    // MobileNetV2 blocks: 16 -> 32 (stride 2, no residual), then 32 -> 32; depthwise 5x5 has
+    // one input channel per group.
+    let inverted = |cin: u64, cout: u64| {
+        let hidden = 4 * cin;
+        conv(cin, hidden, 1)
+            + bn(hidden)
+            + hidden * 25
+            + bn(hidden)
+            + conv(hidden, cout, 1)
+            + bn(cout)
+    };
+    // SE basic block 32 -> 64 after a max pooling: projection shortcut, SE squeezing to 16
+    // (two 1x1 convolutions with biases).
+    let se = conv(32, 64, 3)
+        + bn(64)
+        + conv(64, 64, 3)
+        + bn(64)
+        + (64 * 16 + 16 + 16 * 64 + 64)
+        + conv(32, 64, 1)
+        + bn(64);
+    let head = 64 * 10 + 10;
+    let expected = stem + residual + inverted(16, 32) + inverted(32, 32) + se + head;
+    assert_eq!(expected, 82_602);
+    assert_eq!(a.params, expected);
+
+    // The structure: stride 2 on the depthwise convolution, the pooling first in its stage,
+    // and a residual sum only where the shape is kept.
+    let text = to_text(&module);
+    assert!(
+        text.contains("Conv2d(64, 64, 5, stride=2, padding=2, groups=64, bias=False)"),
+        "{text}"
+    );
+    assert!(text.contains("MaxPool2d(2)"), "{text}");
+    assert!(text.contains("SqueezeExcitation(64, 16)"), "{text}");
+    let Module::Sequential(items) = &module else {
+        panic!("{text}")
+    };
+    assert_eq!(items.len(), 3 + 3 + 3);
+    let Module::Sequential(stage1) = &items[4] else {
+        panic!("{text}")
+    };
+    assert!(matches!(stage1[0], Module::Sequential(_)), "{text}");
+    assert!(matches!(stage1[1], Module::Parallel { .. }), "{text}");
+    let Module::Sequential(stage2) = &items[5] else {
+        panic!("{text}")
+    };
+    assert!(
+        matches!(stage2[0], Module::Layer(Layer::MaxPool2d(_))),
+        "{text}"
+    );
 }
 
 #[test]

@@ -142,6 +142,38 @@ fn spatial(
     Some(out)
 }
 
+/// The first size parameter of `layer` that is 0 where it must be positive (the text binder
+/// rejects these; IR built in code or deserialized may hold them).
+fn zero_parameter(layer: &Layer) -> Option<&'static str> {
+    let zero = |v: &[usize]| v.contains(&0);
+    match layer {
+        Layer::Conv2d(c) => [
+            ("in_channels", c.in_channels == Some(0)),
+            ("out_channels", c.out_channels == 0),
+            ("kernel_size", zero(&c.kernel_size)),
+            ("stride", zero(&c.stride)),
+            ("dilation", zero(&c.dilation)),
+            ("groups", c.groups == 0),
+        ]
+        .into_iter()
+        .find_map(|(name, bad)| bad.then_some(name)),
+        Layer::MaxPool2d(p) | Layer::AvgPool2d(p) => [
+            ("kernel_size", zero(&p.kernel_size)),
+            ("stride", zero(&p.stride)),
+            ("dilation", zero(&p.dilation)),
+        ]
+        .into_iter()
+        .find_map(|(name, bad)| bad.then_some(name)),
+        Layer::AdaptiveAvgPool2d { output_size } => zero(output_size).then_some("output_size"),
+        Layer::SqueezeExcitation(se) => match se.squeeze {
+            Squeeze::Channels(0) => Some("squeeze_channels"),
+            Squeeze::Reduction(0) => Some("reduction"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 impl Walker {
     fn fail(
         &self,
@@ -186,7 +218,7 @@ impl Walker {
                     resolved.push(m);
                     outs.push(s);
                 }
-                let out = self.join(index, *join, &outs, "branch")?;
+                let out = self.join(index, *join, &outs, "", "branch")?;
                 Ok((
                     Module::Parallel {
                         join: *join,
@@ -200,6 +232,8 @@ impl Walker {
                 let mut nodes = Vec::new();
                 let mut last = input.clone();
                 for node in &graph.nodes {
+                    // A node is no module: a failing join is placed at its first edge.
+                    let first_edge = self.next_index;
                     let mut outs = Vec::new();
                     let mut edges = Vec::new();
                     for edge in &node.edges {
@@ -219,10 +253,11 @@ impl Walker {
                         outs.push(s);
                     }
                     last = self.join(
-                        index,
+                        first_edge,
                         node.join,
                         &outs,
-                        &format!("node `{}`: edge", node.name),
+                        &format!("node `{}`: ", node.name),
+                        "edge",
                     )?;
                     env.insert(&node.name, last.clone());
                     nodes.push(Node {
@@ -241,9 +276,17 @@ impl Walker {
         index: usize,
         join: Join,
         outs: &[Shape],
+        context: &str,
         what: &str,
     ) -> Result<Shape, CheckError> {
-        let first = outs.first().cloned().unwrap_or_default();
+        let Some(first) = outs.first().cloned() else {
+            return Err(self.fail(
+                index,
+                None,
+                CheckErrorKind::Shape,
+                format!("{context}a join needs at least one {what}"),
+            ));
+        };
         if outs.len() == 1 {
             return Ok(first);
         }
@@ -251,7 +294,7 @@ impl Walker {
             Join::Sum => {
                 if let Some(i) = outs.iter().position(|s| *s != first) {
                     return Err(self.fail(index, None, CheckErrorKind::Shape, format!(
-                        "cannot add: {what} 0 gives {} but {what} {i} gives {}; a sum needs equal shapes (use a 1x1 Conv2d or a pooling to match them)",
+                        "{context}cannot add: {what} 0 gives {} but {what} {i} gives {}; a sum needs equal shapes (use a 1x1 Conv2d or a pooling to match them)",
                         fmt_shape(&first), fmt_shape(&outs[i]))));
                 }
                 first
@@ -262,7 +305,7 @@ impl Walker {
                     .position(|s| s.len() != first.len() || s.get(1..) != first.get(1..))
                 {
                     return Err(self.fail(index, None, CheckErrorKind::Shape, format!(
-                        "cannot concatenate channels: {what} 0 gives {} but {what} {i} gives {}; all but the channel count must match",
+                        "{context}cannot concatenate channels: {what} 0 gives {} but {what} {i} gives {}; all but the channel count must match",
                         fmt_shape(&first), fmt_shape(&outs[i]))));
                 }
                 let mut out = first;
@@ -296,6 +339,9 @@ impl Walker {
     ) -> Result<(Layer, Shape), CheckError> {
         let fail =
             |w: &Self, message: String| w.fail(index, Some(layer), CheckErrorKind::Shape, message);
+        if let Some(name) = zero_parameter(layer) {
+            return Err(fail(self, format!("`{name}` must be positive")));
+        }
         match layer {
             Layer::Conv2d(conv) => {
                 let [c, h, w] = self.feature_map(index, layer, input)?;

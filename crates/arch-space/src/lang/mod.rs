@@ -6,8 +6,9 @@
 //! `SqueezeExcite(...)`, and `Graph(...)` for DAGs of named nodes. [`parse`] turns a reply
 //! (the first fenced code block, if any) into the [`Module`] IR, with line/column errors and a
 //! hint; [`check`] infers every shape for a dataset's input before any tensor exists and counts
-//! parameters, FLOPs and activation memory; [`to_text`] prints the IR back.
-//! `docs/ARCH_LANGUAGE.md` specifies the language.
+//! parameters, FLOPs and activation memory; [`to_text`] prints the IR back. Small constructors
+//! ([`conv`], [`batch_norm`], [`classifier`], ...) build common modules in code, as the search
+//! spaces do. `docs/ARCH_LANGUAGE.md` specifies the language.
 //!
 //! ```
 //! use arch_space::lang::{parse, InputSpec};
@@ -23,13 +24,21 @@
 //! ```
 
 mod bind;
+mod build;
 mod check;
 mod ir;
+mod layers;
 mod print;
 mod syntax;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use build::{
+    activation, add, avg_pool, batch_norm, classifier, conv, grouped_conv, linear, max_pool,
+    squeeze_excitation,
+};
 pub use check::{check, Analysis, Budget, CheckError, CheckErrorKind, InputSpec};
 pub use ir::*;
 pub use print::{layer_to_string, to_text};
@@ -81,12 +90,16 @@ impl Program {
     }
 }
 
-/// The code of a chat reply: the first fenced block (```` ``` ```` or `~~~`, any info string),
-/// or the whole text when it has none.
+/// The code of a chat reply: the first fenced block (```` ``` ```` or `~~~`, any info string;
+/// a block opened and closed on one line has none), or the whole text when it has none.
 pub fn extract_code(reply: &str) -> &str {
     for fence in ["```", "~~~"] {
         if let Some(start) = reply.find(fence) {
             let after = &reply[start + fence.len()..];
+            let line = after.find('\n').map_or(after, |nl| &after[..nl]);
+            if let Some(end) = line.find(fence) {
+                return &after[..end];
+            }
             let body = after.find('\n').map_or("", |nl| &after[nl + 1..]);
             return body.find(fence).map_or(body, |end| &body[..end]);
         }

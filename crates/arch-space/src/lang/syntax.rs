@@ -3,10 +3,10 @@
 //! ```text
 //! program  := { import-line } [ NAME '=' ] expr
 //! expr     := call [ '(' [ expr { ',' expr } [','] ] ')' ]     (a call applied to inputs)
-//!           | NAME | number | string | True | False | None | tuple
+//!           | NAME | number | string | True | False | None | tuple | '(' expr ')'
 //! call     := NAME '(' [ arg { ',' arg } [','] ] ')'          (NAME may be dotted: nn.Conv2d)
 //! arg      := [ NAME '=' ] expr
-//! tuple    := '(' expr ',' [ expr { ',' expr } ] [','] ')' | '[' ... ']'
+//! tuple    := '(' [ expr ',' [ expr { ',' expr } [','] ] ] ')' | '[' [ expr { ',' expr } [','] ] ']'
 //! ```
 
 use super::LangError;
@@ -210,7 +210,12 @@ impl Parser {
             Token::Str(s) => Ok(Expr::Str(s, span)),
             Token::Open(open) => {
                 let close = if open == '(' { ')' } else { ']' };
-                let items = self.list(close, Self::expr)?;
+                let mut items = self.list(close, Self::expr)?;
+                // As in Python, `(x)` is `x` itself; `(x,)` and `[x]` are sequences.
+                let trailing_comma = self.tokens[self.pos - 2].0 == Token::Comma;
+                if open == '(' && items.len() == 1 && !trailing_comma {
+                    return Ok(items.pop().expect("one item"));
+                }
                 Ok(Expr::Tuple(items, span))
             }
             Token::Name(name) if *self.peek() == Token::Open('(') => {
