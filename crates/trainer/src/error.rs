@@ -5,7 +5,7 @@ use thiserror::Error;
 /// Errors of data loading, model building and training.
 ///
 /// Training failures that the closed loop records as outcomes (divergence, timeout, out of
-/// memory, shape errors) are not errors of this type but [`crate::train::Failure`]s.
+/// memory, shape errors) are not errors of this type but [`crate::train::Status`]es in a [`crate::train::Report`].
 #[derive(Debug, Error)]
 pub enum TrainError {
     /// A data file could not be read.

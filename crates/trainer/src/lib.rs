@@ -14,5 +14,6 @@ mod error;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod train;
 
 pub use error::TrainError;

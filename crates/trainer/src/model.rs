@@ -300,8 +300,23 @@ fn dropout(x: &Tensor, p: f64, channels: bool, rng: &mut ChaCha8Rng) -> Result<T
     x.broadcast_mul(&Tensor::from_vec(mask, mask_shape, x.device())?)
 }
 
+/// A parameter's tensor: tracked for gradients in training, detached in evaluation so that an
+/// evaluation forward does not keep its whole graph alive.
+fn tensor(var: &Var, track: bool) -> Tensor {
+    if track {
+        var.as_tensor().clone()
+    } else {
+        var.as_tensor().detach()
+    }
+}
+
+fn optional(var: &Option<Var>, track: bool) -> Option<Tensor> {
+    var.as_ref().map(|v| tensor(v, track))
+}
+
 impl Block {
     fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let track = mode.train;
         match self {
             Block::Conv {
                 weight,
@@ -309,8 +324,8 @@ impl Block {
                 geometry,
             } => ops::conv2d(
                 x,
-                weight.as_tensor(),
-                bias.as_ref().map(Var::as_tensor),
+                &tensor(weight, track),
+                optional(bias, track).as_ref(),
                 geometry,
             ),
             Block::BatchNorm {
@@ -320,15 +335,13 @@ impl Block {
                 var,
                 eps,
                 momentum,
-                track,
+                track: keeps_stats,
             } => {
-                let (w, b) = (
-                    weight.as_ref().map(Var::as_tensor),
-                    bias.as_ref().map(Var::as_tensor),
-                );
-                if mode.train || !track {
+                let (w, b) = (optional(weight, track), optional(bias, track));
+                let (w, b) = (w.as_ref(), b.as_ref());
+                if mode.train || !keeps_stats {
                     let (y, batch_mean, batch_var) = ops::batch_norm_train(x, w, b, *eps)?;
-                    if mode.train && *track {
+                    if mode.train && *keeps_stats {
                         let m = *momentum;
                         mean.set(&((mean.as_tensor() * (1.0 - m))? + (batch_mean.detach() * m)?)?)?;
                         var.set(&((var.as_tensor() * (1.0 - m))? + (batch_var.detach() * m)?)?)?;
@@ -339,7 +352,7 @@ impl Block {
                 }
             }
             Block::Linear { weight, bias } => {
-                ops::linear(x, weight.as_tensor(), bias.as_ref().map(Var::as_tensor))
+                ops::linear(x, &tensor(weight, track), optional(bias, track).as_ref())
             }
             Block::MaxPool(g) => ops::max_pool2d(x, g),
             Block::AvgPool(g, count_pad) => ops::avg_pool2d(x, g, *count_pad),
@@ -356,13 +369,13 @@ impl Block {
             Block::SqueezeExcitation { reduce, expand } => {
                 let (b, c, _, _) = x.dims4()?;
                 let pooled = x.mean_keepdim((2, 3))?.reshape((b, c))?;
-                let flat = |w: &Var| w.as_tensor().flatten_from(1);
-                let s =
-                    ops::linear(&pooled, &flat(&reduce.0)?, Some(reduce.1.as_tensor()))?.relu()?;
+                let flat = |w: &Var| tensor(w, track).flatten_from(1);
+                let s = ops::linear(&pooled, &flat(&reduce.0)?, Some(&tensor(&reduce.1, track)))?
+                    .relu()?;
                 let scale = candle_nn::ops::sigmoid(&ops::linear(
                     &s,
                     &flat(&expand.0)?,
-                    Some(expand.1.as_tensor()),
+                    Some(&tensor(&expand.1, track)),
                 )?)?;
                 x.broadcast_mul(&scale.reshape((b, c, 1, 1))?)
             }

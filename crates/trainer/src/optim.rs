@@ -63,7 +63,8 @@ impl Optimizer {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let p = var.as_tensor();
+            // Detached, so that the optimizer state does not keep this step's graph alive.
+            let (grad, p) = (&grad.detach(), &var.as_tensor().detach());
             let updated = match self.config {
                 OptimizerConfig::Sgd {
                     momentum,

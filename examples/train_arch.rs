@@ -1,0 +1,179 @@
+//! Train one architecture and print what came of it.
+//!
+//! ```text
+//! cargo run --release --example train_arch -- --arch examples/archs/resnet8.arch \
+//!     [--data datasets/cifar10-subset/cifar10-subset.tar.gz] [--dataset cifar10] [--epochs 1] \
+//!     [--limit-train N] [--recipe proxy|nb201] [--device cpu] [--json OUT]
+//! ```
+//!
+//! The architecture file holds the architecture language (see `docs/ARCH_LANGUAGE.md`), plain
+//! PyTorch `nn.Sequential(...)` included, or a chat reply with it in a fenced block. The
+//! training set is split into training and validation images (the validation accuracy is what a
+//! search selects on); the test split is reported separately. Every failure (parse, shape,
+//! divergence, timeout, ...) is a status in the result, with the message.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use candle_core::Device;
+use clap::{Parser, ValueEnum};
+use nas_rs::trainer::data::{load, DatasetKind};
+use nas_rs::trainer::train::{train_text, Report, Splits, TrainConfig};
+
+const SHIPPED_DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/datasets/cifar10-subset/cifar10-subset.tar.gz"
+);
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Recipe {
+    /// The feedback-memory paper's proxy: SGD 0.01, momentum 0.9, wd 5e-4, cosine, batch 128.
+    Proxy,
+    /// NAS-Bench-201's: SGD 0.1, Nesterov 0.9, wd 5e-4, cosine, batch 256.
+    Nb201,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Train one architecture written in the architecture language")]
+struct Args {
+    /// File with the architecture (or a chat reply holding it); `-` reads standard input.
+    #[arg(long)]
+    arch: PathBuf,
+    /// Dataset directory or `.tar.gz` (default: the shipped CIFAR-10 subset).
+    #[arg(long, default_value = SHIPPED_DATA)]
+    data: PathBuf,
+    /// Dataset kind (detected from the files when omitted): cifar10, cifar100, fashion-mnist, mnist, imagefolder.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Training recipe.
+    #[arg(long, value_enum, default_value = "proxy")]
+    recipe: Recipe,
+    /// Epochs.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Use only this many training images, drawn at random (after the validation split).
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Validation images held out from the training set (default: 10%, at most 5000).
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Seed of the split, initialisation, shuffling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Wall-clock limit of the training in seconds.
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(report) if report.status == nas_rs::trainer::train::Status::Ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<Report, Box<dyn std::error::Error>> {
+    let text = if args.arch.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&args.arch)
+            .map_err(|e| format!("cannot read {}: {e}", args.arch.display()))?
+    };
+    let device = match args.device {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => {
+            Device::new_cuda(0).map_err(|e| format!("CUDA is not available in this build: {e}"))?
+        }
+    };
+    let kind = args
+        .dataset
+        .as_deref()
+        .map(str::parse::<DatasetKind>)
+        .transpose()?;
+    let dataset = load(&args.data, kind)?;
+    let val_size = args
+        .val_size
+        .unwrap_or((dataset.train.len() / 10).min(5000));
+    let (train, val) = dataset.train.split_validation(val_size, args.seed)?;
+    let train = match args.limit_train {
+        Some(n) => train.sample(n.min(train.len()), args.seed),
+        None => train,
+    };
+    let mut config = match args.recipe {
+        Recipe::Proxy => TrainConfig::proxy(),
+        Recipe::Nb201 => TrainConfig::nas_bench_201(args.epochs),
+    };
+    config.epochs = args.epochs;
+    config.seed = args.seed;
+    config.time_limit_seconds = args.time_limit;
+    println!(
+        "data {} | {} train, {} val, {} test images | {} classes",
+        args.data.display(),
+        train.len(),
+        val.len(),
+        dataset.test.len(),
+        train.classes().len()
+    );
+    let splits = Splits {
+        train: &train,
+        val: &val,
+        test: Some(&dataset.test),
+    };
+    let report = train_text(&text, splits, &config, &device);
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+fn print_report(r: &Report) {
+    let pct = |a: Option<f64>| a.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v));
+    println!(
+        "status      {}",
+        serde_json::to_value(r.status)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+            .trim_matches('"')
+    );
+    if let Some(e) = &r.error {
+        println!("error       {e}");
+    }
+    println!("val acc     {}", pct(r.val_acc));
+    println!("test acc    {}", pct(r.test_acc));
+    if let (Some(p), Some(f)) = (r.params, r.flops) {
+        println!("params      {p}");
+        println!(
+            "flops       {:.2} M multiply-accumulates per image",
+            f as f64 / 1e6
+        );
+    }
+    if let Some(ips) = r.images_per_second {
+        println!("throughput  {ips:.0} images/s over {} steps", r.steps);
+    }
+    if let Some(last) = r.loss_curve.last() {
+        println!("final loss  {last:.4}");
+    }
+    println!(
+        "time        {:.1} s, peak memory {:.0} MB",
+        r.seconds,
+        r.peak_rss_bytes as f64 / 1e6
+    );
+}
