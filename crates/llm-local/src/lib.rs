@@ -1,9 +1,234 @@
-//! # llm-local: in-process language models (documented stub)
+//! # llm-local: language models for the searchers, in process
 //!
-//! This crate will hold the `LanguageModel` trait (chat/complete, `score`, constrained `choose`)
-//! and its request/response types at its root, with the candle GGUF runtime behind the default
-//! `runtime` feature and an OpenAI-compatible backend behind another feature. `ranker` depends on
-//! it with `default-features = false`, so it sees the trait without linking candle.
+//! The root of this crate is the contract every language model of the toolkit implements, kept
+//! free of heavy dependencies so that `ranker` and `search-loop` can depend on it without linking
+//! a tensor library:
 //!
-//! Nothing is implemented yet: the runtime is the subject of its own issue. The crate exists now
-//! so that the workspace layout and the dependency graph are fixed from the start.
+//! * [`LanguageModel`]: chat and plain completion with [`Sampling`] parameters and a streaming
+//!   callback; [`LanguageModel::score`], the log-likelihood of candidate continuations after a
+//!   context (how a ranker picks among candidates without ever producing an invalid answer); and
+//!   [`LanguageModel::choose`], generation restricted to one of the given strings.
+//! * The request and response types: [`Message`], [`Completion`] (with [`Usage`] and [`Timing`]),
+//!   [`ContinuationScore`], [`Chosen`].
+//!
+//! The candle runtime for GGUF files sits in [`runtime`], behind the default-on `runtime` feature
+//! (depend with `default-features = false` for the contract alone).
+
+#[cfg(feature = "runtime")]
+pub mod runtime;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions to the model.
+    System,
+    /// The user's turn.
+    User,
+    /// The model's turn.
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The author.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+}
+
+impl Message {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Message { role: Role::System, content: content.into() }
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Message { role: Role::User, content: content.into() }
+    }
+
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// How tokens are drawn. `temperature == 0` is greedy decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Softmax temperature; 0 picks the most likely token.
+    pub temperature: f64,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches `top_p`.
+    pub top_p: f64,
+    /// Keep only the `top_k` most likely tokens (0: no limit).
+    pub top_k: usize,
+    /// Divide the logits of recently generated tokens by this (1: no penalty), as llama.cpp does.
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty looks at.
+    pub repeat_last_n: usize,
+    /// Seed of the sampler.
+    pub seed: u64,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Generation stops before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+            max_tokens: 256,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced its end-of-generation token.
+    EndOfText,
+    /// One of the stop strings appeared (it is not part of the text).
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+}
+
+/// Token counts of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens of the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose cached state was reused instead of recomputed.
+    pub cached_prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+}
+
+/// Wall time of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Seconds spent on the prompt.
+    pub prefill_seconds: f64,
+    /// Seconds spent generating.
+    pub decode_seconds: f64,
+}
+
+/// The result of a generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The generated text (without the stop string).
+    pub text: String,
+    /// Why generation ended.
+    pub finish: FinishReason,
+    /// Token counts.
+    pub usage: Usage,
+    /// Timings.
+    pub timing: Timing,
+}
+
+impl Completion {
+    /// Generated tokens per second of decoding.
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        self.usage.completion_tokens as f64 / self.timing.decode_seconds.max(1e-9)
+    }
+}
+
+/// The log-likelihood of one continuation after a context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContinuationScore {
+    /// Sum of the continuation's token log-probabilities (natural log).
+    pub log_prob: f64,
+    /// `log_prob` divided by the number of tokens.
+    pub mean_log_prob: f64,
+    /// Tokens of the continuation.
+    pub tokens: usize,
+}
+
+/// The result of [`LanguageModel::choose`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chosen {
+    /// Index of the chosen option.
+    pub index: usize,
+    /// The score of every option, in the given order.
+    pub scores: Vec<ContinuationScore>,
+}
+
+/// Errors of language models.
+#[derive(Debug, Error)]
+pub enum LlmError {
+    /// A model file or source could not be loaded (the message names it).
+    #[error("cannot load model {source_name}: {reason}")]
+    Load {
+        /// The model spec or path.
+        source_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A request the model cannot serve (e.g. an empty option list).
+    #[error("invalid request: {0}")]
+    Request(String),
+    /// The backend failed while running.
+    #[error("model backend failed: {0}")]
+    Backend(String),
+}
+
+/// A language model: what the rankers and the closed loop ask of an LLM.
+pub trait LanguageModel {
+    /// A short name for reports and provenance.
+    fn name(&self) -> String;
+
+    /// The model's chat template applied to `messages`, ending with the assistant's turn opened
+    /// when `add_generation_prompt` is set: the exact text the model sees.
+    fn render_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, LlmError>;
+
+    /// Continues `prompt`; `on_text` receives the text as it is generated.
+    fn complete(
+        &mut self,
+        prompt: &str,
+        sampling: &Sampling,
+        on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, LlmError>;
+
+    /// Answers a conversation: [`LanguageModel::render_chat`] then [`LanguageModel::complete`].
+    fn chat(
+        &mut self,
+        messages: &[Message],
+        sampling: &Sampling,
+        on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, LlmError> {
+        let prompt = self.render_chat(messages, true)?;
+        self.complete(&prompt, sampling, on_text)
+    }
+
+    /// The log-likelihood of each continuation after `context`. Context and continuation are
+    /// tokenized separately and concatenated, as lm-evaluation-harness does.
+    fn score(&mut self, context: &str, continuations: &[String]) -> Result<Vec<ContinuationScore>, LlmError>;
+
+    /// Generation restricted to one of `options`: the option the model is most likely to
+    /// produce after `context` (highest total log-likelihood), so the answer is always valid.
+    fn choose(&mut self, context: &str, options: &[String]) -> Result<Chosen, LlmError> {
+        if options.is_empty() {
+            return Err(LlmError::Request("`choose` needs at least one option".into()));
+        }
+        let scores = self.score(context, options)?;
+        let index = scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.log_prob.total_cmp(&b.1.log_prob))
+            .map_or(0, |(i, _)| i);
+        Ok(Chosen { index, scores })
+    }
+}
