@@ -275,6 +275,12 @@ fn chat_special_tokens_are_single_tokens() {
 }
 
 #[test]
+fn tokenizers_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Tokenizer>();
+}
+
+#[test]
 fn byte_level_pieces_may_split_characters() {
     let tok = Tokenizer::from_gguf(&read_gguf(&fixtures().join("smollm2-135m.vocab.gguf")))
         .expect("loads");

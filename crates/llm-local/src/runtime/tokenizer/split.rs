@@ -170,8 +170,9 @@ fn whitespace(c: &mut Chunk, pos: usize, spaces: usize) -> usize {
     end
 }
 
-/// Llama-3 (`max_digits` 3) and Qwen2 (`max_digits` 1):
-/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
+/// Llama-3 (`max_digits` 3) and Qwen2 (`max_digits` 1): `(?i:'s|'t|'re|'ve|'m|'ll|'d)`,
+/// `[^\r\n\p{L}\p{N}]?\p{L}+`, `\p{N}{1,max}`, ` ?[^\s\p{L}\p{N}]+[\r\n]*`, `\s*[\r\n]+`,
+/// `\s+(?!\S)`, `\s+`, in that order of preference.
 pub(super) fn llama3(cpts: &[char], offsets: &[usize], max_digits: usize) -> Vec<usize> {
     each_chunk(cpts, offsets, |c| {
         let mut pos = c.ini;

@@ -180,6 +180,35 @@ impl Vocab {
         })
     }
 
+    /// Appends the tokens of one text fragment by SentencePiece, after the dummy-prefix space
+    /// when the fragment follows a special token or starts the text.
+    fn sentencepiece(
+        &self,
+        text: &str,
+        after_special: bool,
+        byte_tokens: &[Option<u32>; 256],
+        out: &mut Vec<u32>,
+    ) -> Result<(), String> {
+        let prefix = if self.add_space_prefix && after_special {
+            "▁"
+        } else {
+            ""
+        };
+        let escaped = format!("{prefix}{}", text.replace(' ', "▁"));
+        spm::encode(
+            &escaped,
+            &self.ids,
+            &self.scores,
+            |b| byte_tokens[b as usize],
+            out,
+        )
+        .map_err(|b| {
+            format!(
+                "the vocabulary has no token for byte 0x{b:02X} (no <0x{b:02X}>, no unknown token)"
+            )
+        })
+    }
+
     /// The number of tokens.
     pub(super) fn len(&self) -> usize {
         self.texts.len()
@@ -219,16 +248,8 @@ impl Vocab {
                 for fragment in fragments {
                     match fragment {
                         Fragment::Text(start, end) => {
-                            let prefix = if self.add_space_prefix && after_special {
-                                " "
-                            } else {
-                                ""
-                            };
-                            let escaped =
-                                format!("{prefix}{}", &text[start..end]).replace(' ', "▁");
-                            spm::encode(&escaped, &self.ids, &self.scores, |b| byte_tokens[b as usize], &mut out).map_err(|b| {
-                                format!("the vocabulary has no token for byte 0x{b:02X} (no <0x{b:02X}> and no unknown token)")
-                            })?;
+                            let text = &text[start..end];
+                            self.sentencepiece(text, after_special, byte_tokens, &mut out)?;
                             after_special = false;
                         }
                         Fragment::Token(id) => {
