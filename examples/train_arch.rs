@@ -77,14 +77,11 @@ struct Args {
     json: Option<PathBuf>,
 }
 
+/// Exit codes: 0 trained, 2 the architecture failed (the report says how), 1 anything else.
 fn main() -> ExitCode {
     match run(Args::parse()) {
-        Ok(report) if report.status == nas_rs::trainer::train::Status::Ok => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(2),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Ok(report) if report.status != nas_rs::trainer::train::Status::Ok => ExitCode::from(2),
+        other => nas_rs::exit_code(other.map(|_| ())),
     }
 }
 

@@ -32,9 +32,23 @@
 //! # }
 //! ```
 
+use std::process::ExitCode;
+
 pub use arch_space;
 pub use llm_local;
 pub use ncode;
 pub use ranker;
 pub use search_loop;
 pub use trainer;
+
+/// The exit code of a command-line program: success, or the error printed to standard error
+/// (`error: ...`) and failure. The examples' `main` is `nas_rs::exit_code(run(Args::parse()))`.
+pub fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

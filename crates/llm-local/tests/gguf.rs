@@ -12,39 +12,12 @@ use candle_transformers::models::{
 use llm_local::runtime::gguf::{Architecture, GgufFile};
 use llm_local::{runtime, LlmError};
 
-#[allow(dead_code)]
-#[path = "../src/runtime/test_gguf.rs"]
-mod test_gguf;
+use llm_local::runtime::test_gguf;
 
 use test_gguf::{tiny_model_parts, tiny_vocab, write_parts, write_tiny_model, TinyModelOptions};
 
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "llm-local-gguf-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 fn tiny(dir: &TempDir, arch: Architecture, options: &TinyModelOptions) -> PathBuf {
     let path = dir.path(&format!("tiny-{arch}.gguf"));
@@ -148,7 +121,7 @@ fn check_logits(arch: Architecture, logits: &[f32]) {
 
 #[test]
 fn tiny_models_open_with_their_metadata() {
-    let dir = TempDir::new("open");
+    let dir = TempDir::new("gguf-open");
     for arch in Architecture::ALL {
         let path = tiny(&dir, arch, &TinyModelOptions::default());
         let f = GgufFile::open(&path).unwrap();
@@ -207,7 +180,7 @@ fn tiny_models_open_with_their_metadata() {
 
 #[test]
 fn tiny_models_run_through_candle_transformers() {
-    let dir = TempDir::new("candle");
+    let dir = TempDir::new("gguf-candle");
     for arch in Architecture::ALL {
         let path = tiny(&dir, arch, &TinyModelOptions::default());
         let (first, second) = candle_forward(&path);
@@ -218,7 +191,7 @@ fn tiny_models_run_through_candle_transformers() {
 
 #[test]
 fn tiny_models_in_other_dtypes_and_tied_embeddings_run() {
-    let dir = TempDir::new("dtypes");
+    let dir = TempDir::new("gguf-dtypes");
     for (i, (arch, dtype, tied)) in [
         (Architecture::Llama, GgmlDType::F32, false),
         (Architecture::Llama, GgmlDType::Q4_0, true),
@@ -252,7 +225,7 @@ fn tiny_models_in_other_dtypes_and_tied_embeddings_run() {
 
 #[test]
 fn tiny_models_are_deterministic_in_the_seed() {
-    let dir = TempDir::new("seed");
+    let dir = TempDir::new("gguf-seed");
     let write = |name: &str, seed: u64| {
         let p = dir.path(name);
         write_tiny_model(
@@ -298,7 +271,7 @@ fn tiny_vocab_is_byte_level_bpe() {
 
 #[test]
 fn bad_options_are_errors() {
-    let dir = TempDir::new("options");
+    let dir = TempDir::new("gguf-options");
     let odd = TinyModelOptions {
         embedding: 48,
         ..Default::default()
@@ -313,7 +286,7 @@ fn bad_options_are_errors() {
 
 #[test]
 fn wrong_magic_empty_and_unsupported_version_are_clear_errors() {
-    let dir = TempDir::new("magic");
+    let dir = TempDir::new("gguf-magic");
     let good = std::fs::read(tiny(
         &dir,
         Architecture::Llama,
@@ -359,7 +332,7 @@ fn wrong_magic_empty_and_unsupported_version_are_clear_errors() {
 
 #[test]
 fn truncation_anywhere_is_a_clear_error() {
-    let dir = TempDir::new("trunc");
+    let dir = TempDir::new("gguf-trunc");
     let src = tiny(&dir, Architecture::Qwen2, &TinyModelOptions::default());
     let good = std::fs::read(&src).unwrap();
     let data_start = GgufFile::open(&src).unwrap().content().tensor_data_offset as usize;
@@ -441,7 +414,7 @@ fn set(md: &mut [(String, Value)], key: &str, value: Value) {
 
 #[test]
 fn architecture_errors_are_clear() {
-    let dir = TempDir::new("arch");
+    let dir = TempDir::new("gguf-arch");
     let p = with_metadata(&dir, "mamba.gguf", |md| {
         set(md, "general.architecture", Value::String("mamba".into()))
     });
@@ -472,7 +445,7 @@ fn architecture_errors_are_clear() {
 
 #[test]
 fn crafted_metadata_never_panics() {
-    let dir = TempDir::new("crafted");
+    let dir = TempDir::new("gguf-crafted");
     // candle's reader divides by the alignment.
     let p = with_metadata(&dir, "align0.gguf", |md| {
         set(md, "general.alignment", Value::U32(0))
@@ -522,7 +495,7 @@ fn crafted_metadata_never_panics() {
 
 #[test]
 fn metadata_getters_name_the_key() {
-    let dir = TempDir::new("getters");
+    let dir = TempDir::new("gguf-getters");
     let path = tiny(
         &dir,
         Architecture::Llama,

@@ -18,44 +18,33 @@ fn tiny(arch: Architecture, name: &str) -> PathBuf {
     path
 }
 
+/// One reference forward step: a token at a position in, its logits out.
+type Step = dyn FnMut(&Tensor, usize) -> Tensor;
+
 /// Last-position logits of candle-transformers' own implementation, token by token.
 fn reference_logits(path: &Path, arch: Architecture, tokens: &[u32]) -> Vec<Vec<f32>> {
     let file = GgufFile::open(path).unwrap();
     let mut reader = file.reader().unwrap();
     let dev = Device::Cpu;
-    let mut out = Vec::new();
-    match arch {
+    use candle_transformers::models::{quantized_llama, quantized_qwen2};
+    let content = file.into_content();
+    let mut forward: Box<Step> = match arch {
         Architecture::Llama => {
-            use candle_transformers::models::quantized_llama::ModelWeights;
-            let mut m = ModelWeights::from_gguf(file.into_content(), &mut reader, &dev).unwrap();
-            for (i, t) in tokens.iter().enumerate() {
-                let x = Tensor::new(&[*t], &dev).unwrap().unsqueeze(0).unwrap();
-                out.push(
-                    m.forward(&x, i)
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1()
-                        .unwrap(),
-                );
-            }
+            let mut m =
+                quantized_llama::ModelWeights::from_gguf(content, &mut reader, &dev).unwrap();
+            Box::new(move |x, pos| m.forward(x, pos).unwrap())
         }
         Architecture::Qwen2 => {
-            use candle_transformers::models::quantized_qwen2::ModelWeights;
-            let mut m = ModelWeights::from_gguf(file.into_content(), &mut reader, &dev).unwrap();
-            for (i, t) in tokens.iter().enumerate() {
-                let x = Tensor::new(&[*t], &dev).unwrap().unsqueeze(0).unwrap();
-                out.push(
-                    m.forward(&x, i)
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1()
-                        .unwrap(),
-                );
-            }
+            let mut m =
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &dev).unwrap();
+            Box::new(move |x, pos| m.forward(x, pos).unwrap())
         }
         other => panic!("no reference for {other:?}"),
+    };
+    let mut out = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let x = Tensor::new(&[*t], &dev).unwrap().unsqueeze(0).unwrap();
+        out.push(forward(&x, i).flatten_all().unwrap().to_vec1().unwrap());
     }
     out
 }

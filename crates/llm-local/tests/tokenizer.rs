@@ -315,11 +315,9 @@ fn strings(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
 }
 
-/// A small SentencePiece vocabulary with byte tokens.
-fn spm_vocab(add_space_prefix: bool) -> Content {
-    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>", "<start_of_turn>"]
-        .map(String::from)
-        .to_vec();
+/// A small SentencePiece vocabulary with byte tokens, whose id 3 is the control token `special`.
+fn spm_vocab(add_space_prefix: bool, special: &str, name: &str) -> Content {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>", special].map(String::from).to_vec();
     tokens.extend((0..=255).map(|b| format!("<0x{b:02X}>")));
     tokens.extend(["▁", "h", "i", "▁h", "hi", "▁hi"].map(String::from));
     let types: Vec<Value> = (0..tokens.len())
@@ -335,6 +333,7 @@ fn spm_vocab(add_space_prefix: bool) -> Content {
         .collect();
     let scores: Vec<Value> = (0..tokens.len()).map(|i| Value::F32(-(i as f32))).collect();
     content(vec![
+        ("general.name", Value::String(name.into())),
         ("tokenizer.ggml.model", Value::String("llama".into())),
         (
             "tokenizer.ggml.tokens",
@@ -351,7 +350,7 @@ fn spm_vocab(add_space_prefix: bool) -> Content {
 
 #[test]
 fn sentencepiece_falls_back_to_bytes() {
-    let tok = Tokenizer::from_gguf(&spm_vocab(true)).expect("loads");
+    let tok = Tokenizer::from_gguf(&spm_vocab(true, "<start_of_turn>", "test")).expect("loads");
     assert!(tok.add_bos());
     assert_eq!(tok.bos_id(), Some(1));
     // "▁hi" is the best-scored merge reachable; "€" is three byte tokens
@@ -370,8 +369,25 @@ fn sentencepiece_falls_back_to_bytes() {
         [3, 265]
     );
     assert_eq!(tok.encode_plain("hi").expect("encodes"), [265]);
-    let no_prefix = Tokenizer::from_gguf(&spm_vocab(false)).expect("loads");
+    let no_prefix =
+        Tokenizer::from_gguf(&spm_vocab(false, "<start_of_turn>", "test")).expect("loads");
     assert_eq!(no_prefix.encode("hi", false).expect("encodes"), [264]);
+}
+
+#[test]
+fn phi3_drops_whitespace_after_special_tokens() {
+    let phi3 =
+        Tokenizer::from_gguf(&spm_vocab(true, "<|end|>", "Phi-3 Mini 4k Instruct")).expect("loads");
+    assert_eq!(
+        phi3.encode("<|end|> \n hi", false).expect("encodes"),
+        [3, 265]
+    );
+    assert!(phi3.eos_ids().contains(&3), "<|end|> ends generation");
+    let other = Tokenizer::from_gguf(&spm_vocab(true, "<|end|>", "Other")).expect("loads");
+    assert_eq!(
+        other.encode("<|end|>  hi", false).expect("encodes"),
+        [3, 260, 260, 265]
+    );
 }
 
 fn load_error(metadata: Vec<(&str, Value)>) -> String {

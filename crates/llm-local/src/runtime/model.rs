@@ -40,9 +40,11 @@ impl GgufModel {
         let rope_style = match file.architecture() {
             Architecture::Llama => RopeStyle::Interleaved,
             Architecture::Qwen2 => RopeStyle::Halves,
-            other => return Err(load_err(format!(
+            other => {
+                return Err(load_err(format!(
                 "the runtime does not run `{other:?}` models yet (llama and qwen2 are supported)"
-            ))),
+            )))
+            }
         };
         let arch = file.architecture_name().to_string();
         let key = |k: &str| format!("{arch}.{k}");

@@ -5,8 +5,8 @@
 //!
 //! * `tokenizer.ggml.model == "gpt2"`: byte-level BPE with merges, after the pre-tokenizer
 //!   regexes llama.cpp uses for `tokenizer.ggml.pre` (`default`, `gpt-2`, `llama3`/`llama-bpe`,
-//!   `qwen2`, `deepseek-r1-qwen`, `smollm`, `starcoder`, `deepseek-llm`, `deepseek-coder`,
-//!   `falcon` and their aliases), with llama.cpp's own Unicode categories;
+//!   `dbrx`, `qwen2`, `deepseek-r1-qwen`, `smollm`, `starcoder`, `deepseek-llm`,
+//!   `deepseek-coder`, `falcon` and their aliases), with llama.cpp's own Unicode categories;
 //! * `tokenizer.ggml.model == "llama"`: SentencePiece BPE by scores with byte fallback (`▁` for
 //!   spaces, a leading space when `tokenizer.ggml.add_space_prefix`), as Gemma and Llama-2 use.
 //!
@@ -18,11 +18,19 @@
 //! `<|im_end|>`, the fill-in-the-middle tokens) follow llama.cpp's text-based rules.
 //!
 //! [`Tokenizer::from_model_path`] prefers a Hugging Face `tokenizer.json` lying beside the model
-//! file (through the `tokenizers` crate), for vocabularies llama.cpp's rules do not cover.
+//! file (through the `tokenizers` crate), for vocabularies llama.cpp's rules here do not cover.
 //!
-//! The tests hold this against llama.cpp on a corpus of prose, numbers, code, whitespace,
-//! punctuation, many scripts and emoji, for SmolLM2, Qwen2.5 and Gemma-3
-//! (`scripts/llamacpp_tokenize_reference.py`).
+//! The tests hold all this against llama.cpp (`scripts/llamacpp_tokenize_reference.py`) on a
+//! corpus of prose, numbers, code, whitespace, punctuation, many scripts, emoji and chat
+//! markup: SmolLM2, Qwen2.5 and Gemma-3, and Qwen2.5's vocabulary under each other
+//! pre-tokenizer, match on every line.
+//!
+//! Where llama.cpp has no defined behaviour this tokenizer picks one: llama.cpp sorts special
+//! tokens of equal length and walks its token map in an unspecified order (which matters only
+//! when two equally long special tokens overlap in a text, or a vocabulary has two candidates
+//! for one end-of-turn or fill-in-the-middle role); here both go by id. Where llama.cpp aborts
+//! (a SentencePiece vocabulary without a token for a byte) this falls back to the unknown token
+//! or returns an error.
 
 mod bpe;
 mod json;

@@ -13,7 +13,6 @@ pub(super) mod attr {
     pub(crate) const CONTROL: u16 = 1 << 3;
     pub(crate) const USER_DEFINED: u16 = 1 << 4;
     pub(crate) const BYTE: u16 = 1 << 5;
-    pub(crate) const LSTRIP: u16 = 1 << 7;
     pub(crate) const RSTRIP: u16 = 1 << 8;
 }
 
@@ -232,12 +231,8 @@ impl SpecialTokens {
                     continue;
                 };
                 while let Some(at) = text[start..end].find(needle).map(|i| start + i) {
-                    let mut left_end = at;
-                    if attrs & attr::LSTRIP != 0 {
-                        left_end = start + text[start..at].trim_end_matches(is_c_space).len();
-                    }
-                    if left_end > start {
-                        next.push(Fragment::Text(start, left_end));
+                    if at > start {
+                        next.push(Fragment::Text(start, at));
                     }
                     next.push(Fragment::Token(id));
                     start = at + needle.len();
@@ -272,7 +267,7 @@ impl SpecialTokens {
     }
 }
 
-/// C's `isspace` in the "C" locale, which llama.cpp strips around LSTRIP/RSTRIP tokens.
+/// C's `isspace` in the "C" locale, which llama.cpp strips after RSTRIP tokens.
 fn is_c_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
