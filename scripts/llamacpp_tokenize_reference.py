@@ -34,6 +34,7 @@ import os
 import pathlib
 import re
 import struct
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "crates/llm-local/tests/fixtures/tokenizer"
@@ -347,14 +348,12 @@ def pre_tokenizer_variants(lines):
 
     base = FIXTURES / "qwen2.5-coder-1.5b.vocab.gguf"
     variants = {}
-    for pre in PRE_VARIANTS:
-        tmp = FIXTURES / f".{pre}.tmp.gguf"
-        vocab_only_gguf(base, tmp, pre)
-        try:
-            llm = llama_cpp.Llama(str(tmp), vocab_only=True, verbose=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        for pre in PRE_VARIANTS:
+            path = pathlib.Path(tmp) / f"{pre}.gguf"
+            vocab_only_gguf(base, path, pre)
+            llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
             variants[pre] = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in lines]
-        finally:
-            tmp.unlink()
     body = '{\n  "base": "' + base.name + '",\n  "llama_cpp_python": "' + llama_cpp.__version__ + '",\n  "special":'
     body += " {\n" + ",\n".join(f'  "{pre}": {ids_json(rows)}' for pre, rows in variants.items()) + "\n  }\n}\n"
     (FIXTURES / "pre-tokenizers.json").write_text(body)

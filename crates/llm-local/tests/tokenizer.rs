@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+use common::TempDir;
 use llm_local::runtime::tokenizer::Tokenizer;
 use llm_local::LlmError;
 use serde_json::Value as Json;
@@ -135,8 +138,8 @@ fn check_against_llama_cpp(model: &str, tok: &Tokenizer) {
     );
 
     let mut failures = Vec::new();
-    for (mode, key) in [("special", "special"), ("plain", "plain")] {
-        let expected = reference[key].as_array().expect("ids per line");
+    for mode in ["special", "plain"] {
+        let expected = reference[mode].as_array().expect("ids per line");
         assert_eq!(
             expected.len(),
             lines.len(),
@@ -516,10 +519,9 @@ fn tokenizer_json_beside_the_model_is_preferred() {
     use tokenizers::models::bpe::BPE;
     use tokenizers::AddedToken;
 
-    let dir = std::env::temp_dir().join(format!("llm-local-tokenizer-json-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir::new("tokenizer-json");
     let gguf = read_gguf(&fixtures().join("smollm2-135m.vocab.gguf"));
-    let model_path = dir.join("model.gguf");
+    let model_path = dir.path("model.gguf");
     assert_eq!(
         Tokenizer::from_model_path(&model_path, &gguf)
             .expect("loads")
@@ -543,7 +545,7 @@ fn tokenizer_json_beside_the_model_is_preferred() {
     json.with_decoder(Some(ByteLevel::default()));
     json.add_special_tokens([AddedToken::from("<|im_end|>", true)])
         .expect("added");
-    json.save(dir.join("tokenizer.json"), false).expect("saved");
+    json.save(dir.path("tokenizer.json"), false).expect("saved");
 
     let tok = Tokenizer::from_model_path(&model_path, &gguf).expect("loads");
     assert_eq!(
@@ -569,8 +571,7 @@ fn tokenizer_json_beside_the_model_is_preferred() {
         "eos from the metadata, then <|im_end|>"
     );
 
-    std::fs::write(dir.join("tokenizer.json"), "{ not json").expect("written");
+    std::fs::write(dir.path("tokenizer.json"), "{ not json").expect("written");
     let error = Tokenizer::from_model_path(&model_path, &gguf).expect_err("broken tokenizer.json");
     assert!(error.to_string().contains("tokenizer.json"), "{error}");
-    std::fs::remove_dir_all(&dir).expect("cleaned up");
 }

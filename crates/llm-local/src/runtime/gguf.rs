@@ -1,7 +1,7 @@
 //! Opening and validating GGUF files.
 //!
 //! [`GgufFile::open`] reads the header, the metadata and the tensor table with candle's
-//! [`gguf_file::Content::read`] and checks, before any tensor is read, that the file is whole:
+//! [`candle_core::quantized::gguf_file::Content::read`] and checks, before any tensor is read, that the file is whole:
 //! every failure (not a GGUF file, an unsupported version, a header or metadata cut short, tensor
 //! data reaching past the end of the file, as a truncated download leaves it, a missing or
 //! unsupported `general.architecture`) becomes an [`LlmError::Load`] that names the file and the

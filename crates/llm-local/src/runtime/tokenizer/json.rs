@@ -7,6 +7,9 @@ use tokenizers::decoders::DecoderWrapper;
 
 use super::unicode::byte_level_bytes;
 
+/// Token ids from this on are refused (the largest vocabularies hold about a million tokens).
+const MAX_ID: usize = 1 << 24;
+
 /// A `tokenizer.json` tokenizer.
 pub(super) struct JsonTokenizer {
     /// Recognises special added tokens written in the text.
@@ -29,6 +32,13 @@ impl JsonTokenizer {
         plain.set_encode_special_tokens(true);
         let vocab = parsing.get_vocab(true);
         let len = vocab.values().max().map_or(0, |&id| id as usize + 1);
+        if len > MAX_ID {
+            return Err(format!(
+                "{} has token id {}, beyond any vocabulary",
+                path.display(),
+                len - 1
+            ));
+        }
         let mut texts = vec![String::new(); len];
         for (text, id) in vocab {
             texts[id as usize] = text;
@@ -42,10 +52,14 @@ impl JsonTokenizer {
         let pieces = texts
             .iter()
             .enumerate()
-            .map(|(id, text)| match added.contains_key(&(id as u32)) {
-                true => text.as_bytes().to_vec(),
-                false if byte_level => byte_level_bytes(text),
-                false => sentencepiece_bytes(text, byte_fallback),
+            .map(|(id, text)| {
+                if added.contains_key(&(id as u32)) {
+                    text.as_bytes().to_vec()
+                } else if byte_level {
+                    byte_level_bytes(text)
+                } else {
+                    sentencepiece_bytes(text, byte_fallback)
+                }
             })
             .collect();
         Ok(JsonTokenizer {
