@@ -32,6 +32,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 use std::process::ExitCode;
 
 pub use arch_space;

@@ -15,6 +15,8 @@
 //! None of this needs candle: the trainer builds networks from these descriptions in its own
 //! crate, and searchers read them without linking a tensor library.
 
+#![warn(missing_docs)]
+
 mod choices;
 mod error;
 pub mod lang;

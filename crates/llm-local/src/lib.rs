@@ -14,6 +14,8 @@
 //! The candle runtime for GGUF files sits in [`runtime`], behind the default-on `runtime` feature
 //! (depend with `default-features = false` for the contract alone).
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "runtime")]
 pub mod runtime;
 

@@ -33,6 +33,8 @@
 //! assert!(space.parse("3311x3").unwrap_err().to_string().contains("position 4"));
 //! ```
 
+#![warn(missing_docs)]
+
 mod code;
 mod error;
 mod ops;

@@ -11,6 +11,8 @@
 //! `LanguageModel::score`) implements the same trait, so the ranking loop in `search-loop` takes
 //! it unchanged. This crate sees language models only through that trait: it never links candle.
 
+#![warn(missing_docs)]
+
 use ncode::{NCode, SearchSpace};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

@@ -27,6 +27,8 @@
 //! assert_eq!(history.len(), 20);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod benchmark;
 mod error;
 mod history;

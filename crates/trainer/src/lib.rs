@@ -9,6 +9,8 @@
 //!
 //! It builds on `arch-space` (the IR and its static checker) and knows nothing of `llm-local`.
 
+#![warn(missing_docs)]
+
 pub mod data;
 mod error;
 pub mod model;
