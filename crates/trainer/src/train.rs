@@ -141,10 +141,11 @@ pub struct Report {
 }
 
 impl Report {
-    fn failed(status: Status, error: String, started: Instant) -> Self {
+    /// A report with nothing measured yet.
+    fn empty(status: Status, error: Option<String>, started: Instant) -> Self {
         Report {
             status,
-            error: Some(error),
+            error,
             val_acc: None,
             test_acc: None,
             loss_curve: Vec::new(),
@@ -156,6 +157,10 @@ impl Report {
             steps: 0,
             peak_rss_bytes: peak_rss_bytes(),
         }
+    }
+
+    fn failed(status: Status, error: String, started: Instant) -> Self {
+        Self::empty(status, Some(error), started)
     }
 }
 
@@ -248,8 +253,7 @@ pub fn train_module(
             started,
         );
     }
-    let mut report = Report::failed(Status::Ok, String::new(), started);
-    report.error = None;
+    let mut report = Report::empty(Status::Ok, None, started);
     report.params = Some(analysis.params);
     report.flops = Some(analysis.flops);
     report.activation_bytes = Some(analysis.activation_bytes);
