@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value, VersionedMagic};
 
+use super::value::{describe, integer};
 use crate::LlmError;
 
 /// The model families the runtime knows, from `general.architecture`.
@@ -130,33 +131,6 @@ fn tensor_size(name: &str, info: &TensorInfo) -> Result<u64, String> {
     (elems / block)
         .checked_mul(info.ggml_dtype.type_size() as u64)
         .ok_or_else(|| format!("tensor `{name}` has an impossible shape {dims:?}"))
-}
-
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) if s.len() > 40 => "a string".into(),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Array(a) => format!("an array of {} elements", a.len()),
-        Value::Bool(b) => format!("the bool {b}"),
-        other => format!("{:?}", other)
-            .to_lowercase()
-            .replacen('(', " ", 1)
-            .replace(')', ""),
-    }
-}
-
-fn int_of(v: &Value) -> Option<i128> {
-    Some(match *v {
-        Value::U8(x) => x.into(),
-        Value::I8(x) => x.into(),
-        Value::U16(x) => x.into(),
-        Value::I16(x) => x.into(),
-        Value::U32(x) => x.into(),
-        Value::I32(x) => x.into(),
-        Value::U64(x) => x.into(),
-        Value::I64(x) => x.into(),
-        _ => return None,
-    })
 }
 
 impl GgufFile {
@@ -386,7 +360,7 @@ impl GgufFile {
     /// An integer value that fits a `u32` (any integer type is accepted).
     pub fn u32(&self, key: &str) -> Result<u32, LlmError> {
         let v = self.require(key)?;
-        int_of(v)
+        integer(v)
             .and_then(|i| u32::try_from(i).ok())
             .ok_or_else(|| self.wrong_type(key, v, "an unsigned 32-bit integer"))
     }
@@ -394,7 +368,7 @@ impl GgufFile {
     /// An integer value that fits a `u64` (any integer type is accepted).
     pub fn u64(&self, key: &str) -> Result<u64, LlmError> {
         let v = self.require(key)?;
-        int_of(v)
+        integer(v)
             .and_then(|i| u64::try_from(i).ok())
             .ok_or_else(|| self.wrong_type(key, v, "an unsigned integer"))
     }
@@ -445,7 +419,7 @@ impl GgufFile {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                int_of(v)
+                integer(v)
                     .and_then(|x| i64::try_from(x).ok())
                     .ok_or_else(|| {
                         self.error(format!(
@@ -492,7 +466,7 @@ impl GgufFile {
     /// The training context length (`{architecture}.context_length`), if present.
     pub fn context_length(&self) -> Option<usize> {
         self.get(&self.arch_key("context_length"))
-            .and_then(int_of)
+            .and_then(integer)
             .and_then(|v| usize::try_from(v).ok())
     }
 

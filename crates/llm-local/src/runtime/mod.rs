@@ -17,6 +17,7 @@ mod template;
 pub mod test_gguf;
 pub mod tokenizer;
 pub mod transformer;
+mod value;
 
 pub use model::GgufModel;
 pub use sampler::Sampler;

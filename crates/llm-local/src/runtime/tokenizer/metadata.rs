@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::Value;
 
+use crate::runtime::value::{describe, integer};
+
 /// A GGUF file's metadata.
 pub(super) struct Metadata<'a>(pub(super) &'a HashMap<String, Value>);
 
@@ -90,17 +92,7 @@ impl<'a> Metadata<'a> {
 }
 
 fn as_int(v: &Value) -> Option<i64> {
-    Some(match *v {
-        Value::U8(x) => x.into(),
-        Value::I8(x) => x.into(),
-        Value::U16(x) => x.into(),
-        Value::I16(x) => x.into(),
-        Value::U32(x) => x.into(),
-        Value::I32(x) => x.into(),
-        Value::U64(x) => i64::try_from(x).ok()?,
-        Value::I64(x) => x,
-        _ => return None,
-    })
+    integer(v).and_then(|i| i64::try_from(i).ok())
 }
 
 fn as_uint(v: &Value) -> Option<u64> {
@@ -108,23 +100,4 @@ fn as_uint(v: &Value) -> Option<u64> {
         Value::U64(x) => Some(x),
         _ => as_int(v).and_then(|i| u64::try_from(i).ok()),
     }
-}
-
-/// A short description of a value for error messages.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("the string {:?}", truncate(s)),
-        Value::Array(items) => format!("an array of {} values", items.len()),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::F32(x) => format!("the number {x}"),
-        Value::F64(x) => format!("the number {x}"),
-        v => match as_int(v) {
-            Some(i) => format!("the integer {i}"),
-            None => format!("{:?}", v.value_type()),
-        },
-    }
-}
-
-fn truncate(s: &str) -> &str {
-    s.char_indices().nth(40).map_or(s, |(i, _)| &s[..i])
 }
