@@ -151,6 +151,13 @@ fn choose_always_returns_one_of_the_options() {
         .fold(f64::NEG_INFINITY, f64::max);
     assert_eq!(chosen.scores[chosen.index].log_prob, best);
     assert!(model.choose("x", &[]).is_err());
+    // A context longer than the model's (512 tokens here) is a clear request error.
+    let long = "hello world ".repeat(400);
+    let err = model.choose(&long, &options).unwrap_err().to_string();
+    assert!(
+        err.contains("do not fit in the model's context of 512 tokens"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -6,13 +6,19 @@
 //! the [`Ranker`] trait and its [`RankingRequest`], and its implementations:
 //!
 //! * [`RandomRanker`]: picks uniformly; the control that any learned ranker must beat.
+//! * [`LlmRanker`]: LM-Searcher's ranker over any `llm_local::LanguageModel`: the task, the
+//!   history best-first as `ncode|score` (min-max normalised) and the pool in one prompt, the pick
+//!   restricted to the pool by `LanguageModel::choose` (or a cache-friendly chronological prompt,
+//!   [`PromptStyle::Chronological`]).
 //!
-//! The LLM ranker (prompted with the history best-first, choosing through `llm-local`'s
-//! `LanguageModel::score`) implements the same trait, so the ranking loop in `search-loop` takes
-//! it unchanged. This crate sees language models only through that trait: it never links candle.
+//! The ranking loop in `search-loop` takes any of them unchanged. This crate sees language models
+//! only through the `LanguageModel` trait (`llm-local` without its runtime): it never links candle.
 
 #![warn(missing_docs)]
 
+mod llm;
+
+pub use llm::{ranking_prompt, LlmRanker, PromptStyle};
 use ncode::{NCode, SearchSpace};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

@@ -15,8 +15,11 @@ use crate::{
     Timing, Usage,
 };
 
+/// A tensor error as a backend error: its first line (candle appends a backtrace when
+/// `RUST_BACKTRACE` is set).
 fn backend(e: candle_core::Error) -> LlmError {
-    LlmError::Backend(e.to_string())
+    let message = e.to_string();
+    LlmError::Backend(message.lines().next().unwrap_or_default().to_string())
 }
 
 /// A local GGUF model: tokenizer, chat template and our own forward pass with a prefix cache.
@@ -107,6 +110,13 @@ impl GgufModel {
     /// Feeds `tokens`, reusing the cached prefix they share with what was fed before; returns
     /// the logits of the last `n_logits` positions and how many tokens came from the cache.
     fn feed(&mut self, tokens: &[u32], n_logits: usize) -> Result<(Tensor, usize), LlmError> {
+        let limit = self.transformer.context_length();
+        if tokens.len() > limit {
+            return Err(LlmError::Request(format!(
+                "{} tokens do not fit in the model's context of {limit} tokens",
+                tokens.len()
+            )));
+        }
         let mut common = self
             .cached
             .iter()

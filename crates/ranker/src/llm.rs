@@ -1,0 +1,170 @@
+//! LM-Searcher's LLM ranker: the task, the history as `ncode|score` lines and the candidate pool
+//! go into one prompt, and the model's pick is restricted to the pool through
+//! [`LanguageModel::choose`], so the answer is always a valid candidate.
+
+use std::fmt::Write as _;
+
+use llm_local::{LanguageModel, Message};
+use ncode::SearchSpace;
+
+use crate::{Observation, Ranker, RankerError, RankingRequest};
+
+/// How the history is laid out in the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptStyle {
+    /// LM-Searcher's prompt: the history sorted best-first (the prompt changes at the top whenever
+    /// a new best appears, so a prefix cache helps little).
+    #[default]
+    BestFirst,
+    /// Cache-friendly: the history in evaluation order (each prompt extends the previous one),
+    /// followed by a short best-first summary of the top entries.
+    Chronological,
+}
+
+/// Scores min-max normalised to [0, 1] as in LM-Searcher; all equal scores become 1.
+fn normalised(history: &[Observation]) -> Vec<Option<f64>> {
+    let scores: Vec<f64> = history
+        .iter()
+        .filter_map(|o| o.score)
+        .filter(|s| s.is_finite())
+        .collect();
+    let (min, max) = scores
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+            (lo.min(s), hi.max(s))
+        });
+    history
+        .iter()
+        .map(|o| {
+            o.score.filter(|s| s.is_finite()).map(|s| {
+                if max > min {
+                    (s - min) / (max - min)
+                } else {
+                    1.0
+                }
+            })
+        })
+        .collect()
+}
+
+fn line(space: &SearchSpace, o: &Observation, score: Option<f64>) -> String {
+    match score {
+        Some(s) => format!("{}|{s:.4}", space.format(&o.code)),
+        None => format!("{}|failed", space.format(&o.code)),
+    }
+}
+
+/// The system and user messages of one ranking request.
+pub fn ranking_prompt(
+    request: &RankingRequest<'_>,
+    style: PromptStyle,
+    max_history: usize,
+) -> Vec<Message> {
+    let space = request.space;
+    let mut system = String::from(
+        "You are an expert in neural architecture search. Architectures are written as NCodes: one choice index per dimension of the search space. You pick the candidate most likely to score highest.",
+    );
+    let _ = write!(system, "\nSearch space `{}`:", space.name());
+    for (i, d) in space.dimensions().iter().enumerate() {
+        let choices: Vec<String> = d
+            .choices
+            .iter()
+            .enumerate()
+            .map(|(j, c)| format!("{j}={c}"))
+            .collect();
+        let _ = write!(
+            system,
+            "\n- position {i} `{}`: {}",
+            d.name,
+            choices.join(", ")
+        );
+    }
+    let history = request.history;
+    let norm = normalised(history);
+    let mut order: Vec<usize> = (0..history.len()).collect();
+    let best_first = |order: &mut Vec<usize>| {
+        order.sort_by(|&a, &b| norm[b].unwrap_or(-1.0).total_cmp(&norm[a].unwrap_or(-1.0)))
+    };
+    let mut user = format!("Task: {}\n", request.task);
+    match style {
+        PromptStyle::BestFirst => {
+            best_first(&mut order);
+            order.truncate(max_history);
+            user.push_str("Evaluated architectures, best first (ncode|normalised score):\n");
+            for &i in &order {
+                let _ = writeln!(user, "{}", line(space, &history[i], norm[i]));
+            }
+        }
+        PromptStyle::Chronological => {
+            let skip = history.len().saturating_sub(max_history);
+            user.push_str("Evaluated architectures, in order (ncode|normalised score):\n");
+            for i in skip..history.len() {
+                let _ = writeln!(user, "{}", line(space, &history[i], norm[i]));
+            }
+            best_first(&mut order);
+            user.push_str("Best so far:\n");
+            for &i in order.iter().take(3) {
+                let _ = writeln!(user, "{}", line(space, &history[i], norm[i]));
+            }
+        }
+    }
+    user.push_str("Candidates:\n");
+    for c in request.candidates {
+        let _ = writeln!(user, "{}", space.format(c));
+    }
+    user.push_str("Answer with the NCode of the best candidate only.");
+    vec![Message::system(system), Message::user(user)]
+}
+
+/// LM-Searcher's ranker over any [`LanguageModel`].
+pub struct LlmRanker<M> {
+    model: M,
+    style: PromptStyle,
+    max_history: usize,
+}
+
+impl<M: LanguageModel> LlmRanker<M> {
+    /// A ranker with LM-Searcher's prompt (best-first) and at most 50 history lines.
+    pub fn new(model: M) -> Self {
+        Self::with_style(model, PromptStyle::BestFirst, 50)
+    }
+
+    /// A ranker with an explicit prompt style and history length.
+    pub fn with_style(model: M, style: PromptStyle, max_history: usize) -> Self {
+        LlmRanker {
+            model,
+            style,
+            max_history,
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+}
+
+impl<M: LanguageModel> Ranker for LlmRanker<M> {
+    fn name(&self) -> String {
+        format!("llm:{}", self.model.name())
+    }
+
+    fn choose(&mut self, request: &RankingRequest<'_>) -> Result<usize, RankerError> {
+        if request.candidates.is_empty() {
+            return Err(RankerError::EmptyPool);
+        }
+        let backend = |e: llm_local::LlmError| RankerError::Backend(e.to_string());
+        let messages = ranking_prompt(request, self.style, self.max_history);
+        let context = self.model.render_chat(&messages, true).map_err(backend)?;
+        let options: Vec<String> = request
+            .candidates
+            .iter()
+            .map(|c| request.space.format(c))
+            .collect();
+        Ok(self
+            .model
+            .choose(&context, &options)
+            .map_err(backend)?
+            .index)
+    }
+}

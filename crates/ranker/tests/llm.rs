@@ -1,0 +1,144 @@
+//! LM-Searcher's prompt and the LLM ranker on a real (tiny, random-weight) GGUF model.
+
+use candle_core::Device;
+use llm_local::runtime::gguf::Architecture;
+use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
+use llm_local::runtime::GgufModel;
+use ncode::{Dimension, NCode, SearchSpace};
+use ranker::{ranking_prompt, LlmRanker, Observation, PromptStyle, Ranker, RankingRequest};
+
+fn space() -> SearchSpace {
+    SearchSpace::new(
+        "toy",
+        (0..3)
+            .map(|i| Dimension::labels(format!("op{i}"), ["a", "b", "c"]))
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn obs(code: &[u16], score: Option<f64>) -> Observation {
+    Observation {
+        code: NCode::new(code.to_vec()),
+        score,
+    }
+}
+
+#[test]
+fn best_first_prompt_normalises_and_sorts() {
+    let space = space();
+    let history = [
+        obs(&[0, 0, 0], Some(80.0)),
+        obs(&[1, 1, 1], Some(90.0)),
+        obs(&[2, 2, 2], None),
+        obs(&[0, 1, 2], Some(85.0)),
+    ];
+    let pool = [NCode::new(vec![2, 1, 0]), NCode::new(vec![1, 2, 0])];
+    let request = RankingRequest {
+        space: &space,
+        task: "toy task",
+        history: &history,
+        candidates: &pool,
+    };
+    let messages = ranking_prompt(&request, PromptStyle::BestFirst, 50);
+    assert!(messages[0]
+        .content
+        .contains("position 1 `op1`: 0=a, 1=b, 2=c"));
+    let user = &messages[1].content;
+    let expected = "Task: toy task\nEvaluated architectures, best first (ncode|normalised score):\n111|1.0000\n012|0.5000\n000|0.0000\n222|failed\nCandidates:\n210\n120\nAnswer with the NCode of the best candidate only.";
+    assert_eq!(user, expected);
+    // Only the best lines survive a short history.
+    let short = ranking_prompt(&request, PromptStyle::BestFirst, 2);
+    assert!(
+        short[1]
+            .content
+            .contains("111|1.0000\n012|0.5000\nCandidates:"),
+        "{}",
+        short[1].content
+    );
+}
+
+#[test]
+fn equal_scores_do_not_divide_by_zero() {
+    let space = space();
+    let history = [obs(&[0, 0, 0], Some(5.0)), obs(&[1, 1, 1], Some(5.0))];
+    let pool = [NCode::new(vec![2, 2, 2])];
+    let request = RankingRequest {
+        space: &space,
+        task: "t",
+        history: &history,
+        candidates: &pool,
+    };
+    let user = &ranking_prompt(&request, PromptStyle::BestFirst, 50)[1].content;
+    assert!(user.contains("000|1.0000\n111|1.0000"), "{user}");
+}
+
+#[test]
+fn chronological_prompt_extends_and_ends_with_the_best() {
+    let space = space();
+    let history = [
+        obs(&[0, 0, 0], Some(1.0)),
+        obs(&[1, 1, 1], Some(3.0)),
+        obs(&[2, 2, 2], Some(2.0)),
+    ];
+    let pool = [NCode::new(vec![0, 1, 2])];
+    let request = RankingRequest {
+        space: &space,
+        task: "t",
+        history: &history,
+        candidates: &pool,
+    };
+    let user = &ranking_prompt(&request, PromptStyle::Chronological, 50)[1].content;
+    assert!(user.contains("in order (ncode|normalised score):\n000|0.0000\n111|1.0000\n222|0.5000\nBest so far:\n111|1.0000\n222|0.5000\n000|0.0000\n"), "{user}");
+    // The history part of a longer history starts the same way: a prefix cache can serve it.
+    let more = [
+        history[0].clone(),
+        history[1].clone(),
+        history[2].clone(),
+        obs(&[0, 1, 0], Some(0.0)),
+    ];
+    let request = RankingRequest {
+        space: &space,
+        task: "t",
+        history: &more,
+        candidates: &pool,
+    };
+    let longer = &ranking_prompt(&request, PromptStyle::Chronological, 50)[1].content;
+    assert!(longer.starts_with("Task: t\nEvaluated architectures, in order"));
+}
+
+#[test]
+fn the_llm_ranker_always_picks_from_the_pool() {
+    let dir = std::env::temp_dir().join(format!("ranker-llm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tiny.gguf");
+    write_tiny_model(&path, Architecture::Qwen2, &TinyModelOptions::default()).unwrap();
+    let model = GgufModel::load(&path, &Device::Cpu).unwrap();
+    let mut ranker = LlmRanker::new(model);
+    assert_eq!(ranker.name(), "llm:tiny");
+    let space = space();
+    let history = [obs(&[0, 0, 0], Some(80.0)), obs(&[1, 1, 1], Some(90.0))];
+    let pool: Vec<NCode> = [[2, 1, 0], [1, 2, 0], [0, 2, 1]]
+        .iter()
+        .map(|c| NCode::new(c.to_vec()))
+        .collect();
+    let request = RankingRequest {
+        space: &space,
+        task: "toy",
+        history: &history,
+        candidates: &pool,
+    };
+    let first = ranker.choose(&request).unwrap();
+    assert!(first < pool.len());
+    assert_eq!(
+        ranker.choose(&request).unwrap(),
+        first,
+        "the pick is deterministic"
+    );
+    let empty = RankingRequest {
+        candidates: &[],
+        ..request
+    };
+    assert!(ranker.choose(&empty).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
