@@ -14,6 +14,7 @@ use candle_core::Device;
 use clap::Parser;
 use nas_rs::llm_local::runtime::{source, GgufModel};
 use nas_rs::llm_local::{LanguageModel, Sampling};
+use nas_rs::trainer::train::peak_rss_bytes;
 
 /// The prompt: a plain-text passage, continued by the model.
 const PASSAGE: &str = "Neural architecture search automates the design of neural networks. A search space defines which architectures can be expressed, a search strategy explores that space, and a performance estimation strategy judges each candidate. Early methods trained thousands of networks from scratch with reinforcement learning or evolution, spending thousands of GPU days. Later work shared weights between candidates in a one-shot supernet, trained once, and ranked sub-networks by inheriting its weights. Tabular benchmarks such as NAS-Bench-201 record the trained accuracy of every cell in a small space, so that strategies can be compared in seconds. Large language models have recently joined this toolbox: they propose architectures as code or as numeric encodings, read the history of evaluated candidates, and learn from feedback which changes help. The next step in this story is";
@@ -35,17 +36,6 @@ struct Args {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn main() -> ExitCode {
