@@ -202,3 +202,12 @@ fn the_block_reader_follows_the_conventions() {
     assert_eq!(b[2].attributes, vec!["x=1".to_string()]);
     assert_eq!(b[2].body, "```python\nC()\n```\n");
 }
+
+#[test]
+fn the_quoted_prompt_card_is_the_one_the_loop_sends() {
+    let card = arch_space::lang::prompt_card(&InputSpec::cifar10());
+    assert!(
+        DOC.contains(&format!("```text\n{card}\n```")),
+        "docs/ARCH_LANGUAGE.md should quote prompt_card(cifar10) verbatim:\n{card}"
+    );
+}

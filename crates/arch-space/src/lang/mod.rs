@@ -25,6 +25,7 @@
 
 mod bind;
 mod build;
+mod card;
 mod check;
 mod ir;
 mod layers;
@@ -39,6 +40,7 @@ pub use build::{
     activation, add, avg_pool, batch_norm, classifier, conv, grouped_conv, linear, max_pool,
     squeeze_excitation,
 };
+pub use card::prompt_card;
 pub use check::{check, Analysis, Budget, CheckError, CheckErrorKind, InputSpec};
 pub use ir::*;
 pub use print::{layer_to_string, to_text};
