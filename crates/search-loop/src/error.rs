@@ -20,9 +20,14 @@ pub enum SearchError {
     /// An NCode error.
     #[error(transparent)]
     Code(#[from] ncode::NcodeError),
-    /// A strategy name that is not known.
-    #[error("unknown strategy `{0}` (known: random, rea, local, rank-random)")]
-    UnknownStrategy(String),
+    /// A strategy that cannot be read (unknown name, or a model spec where none belongs).
+    #[error("invalid strategy `{text}`: {reason}")]
+    UnknownStrategy {
+        /// The text given.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A constraint that cannot be read.
     #[error("invalid constraint `{text}`: {reason}")]
     Constraint {
@@ -31,4 +36,15 @@ pub enum SearchError {
         /// What is wrong.
         reason: String,
     },
+    /// A run directory could not be created, read or written.
+    #[error("run directory {path}: {reason}")]
+    Run {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A language model could not be loaded or failed outside an iteration.
+    #[error(transparent)]
+    Llm(#[from] llm_local::LlmError),
 }

@@ -30,8 +30,10 @@
 #![warn(missing_docs)]
 
 pub mod benchmark;
+pub mod closed_loop;
 mod error;
 mod history;
+pub mod run;
 mod searcher;
 pub mod strategies;
 mod strategy;

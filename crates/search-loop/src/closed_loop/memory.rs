@@ -1,0 +1,98 @@
+//! The feedback memory: diagnostic triples (problem, suggested change, result).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::{DiagnosisRecord, EvaluationRecord};
+
+/// One diagnostic triple: what the Prompt Improver found after evaluation `i`, what it suggested,
+/// and what the architecture of evaluation `i + 1`, written to apply the suggestion, achieved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryEntry {
+    /// The evaluation the problem was found in.
+    pub iteration: usize,
+    /// The problem.
+    pub problem: String,
+    /// The suggested change.
+    pub suggestion: String,
+    /// The outcome of the next architecture (accuracy or typed failure).
+    pub result: String,
+}
+
+/// The last `k` complete triples, oldest first: a diagnosis counts once the evaluation that
+/// followed it has finished.
+pub fn memory_window(
+    evaluations: &[EvaluationRecord],
+    diagnoses: &BTreeMap<usize, DiagnosisRecord>,
+    k: usize,
+) -> Vec<MemoryEntry> {
+    let by_iteration: BTreeMap<usize, &EvaluationRecord> =
+        evaluations.iter().map(|r| (r.iteration, r)).collect();
+    let complete: Vec<MemoryEntry> = diagnoses
+        .values()
+        .filter_map(|d| {
+            by_iteration.get(&(d.iteration + 1)).map(|next| MemoryEntry {
+                iteration: d.iteration,
+                problem: d.problem.clone(),
+                suggestion: d.suggestion.clone(),
+                result: next.outcome.summary(),
+            })
+        })
+        .collect();
+    let skip = complete.len().saturating_sub(k);
+    complete.into_iter().skip(skip).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Outcome, OutcomeStatus};
+
+    fn evaluation(iteration: usize, acc: Option<f64>) -> EvaluationRecord {
+        let outcome = match acc {
+            Some(a) => Outcome {
+                val_acc: Some(a),
+                status: OutcomeStatus::Ok,
+                ..Outcome::failure(OutcomeStatus::Ok, "")
+            },
+            None => Outcome::failure(OutcomeStatus::Parse, "line 1, column 1: expected a layer"),
+        };
+        EvaluationRecord {
+            iteration,
+            architecture: None,
+            canonical: None,
+            hash: None,
+            suggestion: None,
+            generator: None,
+            outcome,
+            report: None,
+        }
+    }
+
+    fn diagnosis(iteration: usize) -> DiagnosisRecord {
+        DiagnosisRecord {
+            iteration,
+            problem: format!("problem {iteration}"),
+            suggestion: format!("change {iteration}"),
+            parsed: true,
+            improver: None,
+        }
+    }
+
+    #[test]
+    fn triples_pair_a_suggestion_with_the_next_result_and_keep_the_last_k() {
+        let evaluations: Vec<_> = (0..8)
+            .map(|i| evaluation(i, (i % 3 != 2).then_some(0.1 * i as f64)))
+            .collect();
+        let diagnoses: BTreeMap<_, _> = (0..8).map(|i| (i, diagnosis(i))).collect();
+        let window = memory_window(&evaluations, &diagnoses, 5);
+        // Diagnosis 7 has no following evaluation yet: triples 2..=6 are the last five.
+        let iterations: Vec<_> = window.iter().map(|e| e.iteration).collect();
+        assert_eq!(iterations, vec![2, 3, 4, 5, 6]);
+        assert_eq!(window[0].suggestion, "change 2");
+        assert_eq!(window[0].result, "validation accuracy 0.3000");
+        assert!(window[2].result.starts_with("parse failure: line 1"));
+        assert!(memory_window(&evaluations, &diagnoses, 0).is_empty());
+    }
+}
