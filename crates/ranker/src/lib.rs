@@ -11,12 +11,16 @@
 //!   restricted to the pool by `LanguageModel::choose` (or a cache-friendly chronological prompt,
 //!   [`PromptStyle::Chronological`]).
 //!
+//! [`training`] writes LM-Searcher's training data for such a ranker (pruning-based subspace
+//! sampling; LLaMA-Factory's `sharegpt` and `alpaca` records) from any scoring closure.
+//!
 //! The ranking loop in `search-loop` takes any of them unchanged. This crate sees language models
 //! only through the `LanguageModel` trait (`llm-local` without its runtime): it never links candle.
 
 #![warn(missing_docs)]
 
 mod llm;
+pub mod training;
 
 pub use llm::{ranking_prompt, LlmRanker, PromptStyle};
 use ncode::{NCode, SearchSpace};
@@ -56,6 +60,9 @@ pub enum RankerError {
     /// The ranker's backend failed (for LLM rankers: the model, or an unusable answer).
     #[error("ranker backend failed: {0}")]
     Backend(String),
+    /// Training data could not be generated (unknown format, too few scored architectures).
+    #[error("training data: {0}")]
+    Data(String),
 }
 
 /// Picks the next architecture to evaluate from a pool of candidates.

@@ -10,7 +10,7 @@ use ncode::SearchSpace;
 use crate::{Observation, Ranker, RankerError, RankingRequest};
 
 /// How the history is laid out in the prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PromptStyle {
     /// LM-Searcher's prompt: the history sorted best-first (the prompt changes at the top whenever
     /// a new best appears, so a prefix cache helps little).

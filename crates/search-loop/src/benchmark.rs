@@ -202,7 +202,10 @@ pub struct Comparison {
     pub results: Vec<(String, BTreeMap<usize, Summary>)>,
 }
 
-/// Runs every strategy with every seed (in parallel; each run is deterministic for its seed).
+/// Runs every strategy with every seed; each run is deterministic for its seed. Table-only
+/// strategies run in parallel; LLM strategies run one after the other, each run loading its own
+/// model (so at most one model is loaded at a time). Each finished run is logged at `info` level
+/// through `tracing`.
 pub fn compare(
     table: &TabularBenchmark,
     protocol: &Protocol,
@@ -217,16 +220,32 @@ pub fn compare(
             searcher: "optimum".into(),
             tried: 0,
         })?;
-    let jobs: Vec<(Strategy, u64)> = strategies
+    let jobs: Vec<(&Strategy, u64)> = strategies
         .iter()
-        .flat_map(|&s| seeds.iter().map(move |&seed| (s, seed)))
+        .flat_map(|s| seeds.iter().map(move |&seed| (s, seed)))
         .collect();
-    let runs: Vec<TabularRun> = jobs
+    let run = |&(strategy, seed): &(&Strategy, u64)| {
+        let started = std::time::Instant::now();
+        let mut searcher = strategy.build(seed)?;
+        let run = run_on_table(&table.clone(), protocol, searcher.as_mut(), task)?;
+        tracing::info!(
+            "{strategy} seed {seed}: {} evaluations, reported {:?} ({:.1} s)",
+            run.history.len(),
+            run.reported,
+            started.elapsed().as_secs_f64()
+        );
+        Ok::<_, SearchError>(run)
+    };
+    // Table-only searches run in parallel; searches that load a model run afterwards, one at a
+    // time, so that one model is in memory and it has every thread.
+    let table_only: Vec<Option<TabularRun>> = jobs
         .par_iter()
-        .map(|&(strategy, seed)| {
-            let mut searcher = strategy.build(seed);
-            run_on_table(&table.clone(), protocol, searcher.as_mut(), task)
-        })
+        .map(|job| (job.0.model_spec().is_none()).then(|| run(job)).transpose())
+        .collect::<Result<_, _>>()?;
+    let runs: Vec<TabularRun> = jobs
+        .iter()
+        .zip(table_only)
+        .map(|(job, done)| done.map_or_else(|| run(job), Ok))
         .collect::<Result<_, _>>()?;
     let results = strategies
         .iter()
@@ -242,7 +261,7 @@ pub fn compare(
                     Summary::of(&values, optimum).map(|s| (budget, s))
                 })
                 .collect();
-            (strategy.name().to_string(), per_budget)
+            (strategy.to_string(), per_budget)
         })
         .collect();
     Ok(Comparison {
@@ -282,13 +301,18 @@ impl Comparison {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let checkpoints = &self.protocol.checkpoints;
-        let _ = write!(out, "{:<14}", "strategy");
+        let width = self
+            .results
+            .iter()
+            .map(|(name, _)| name.len() + 1)
+            .fold(14, usize::max);
+        let _ = write!(out, "{:<width$}", "strategy");
         for b in checkpoints {
             let _ = write!(out, "{:>17}", format!("@{b}"));
         }
         let _ = writeln!(out, "{:>10}", "regret");
         for (name, per_budget) in &self.results {
-            let _ = write!(out, "{name:<14}");
+            let _ = write!(out, "{name:<width$}");
             for b in checkpoints {
                 let cell = per_budget.get(b).map_or("-".to_string(), |s| {
                     format!("{:.2} +- {:.2}", s.mean, s.std)

@@ -208,7 +208,7 @@ fn compare_summary_is_the_mean_and_sample_std_of_the_runs() {
     let reported: Vec<Vec<f64>> = seeds
         .iter()
         .map(|&seed| {
-            let mut searcher = Strategy::Rea.build(seed);
+            let mut searcher = Strategy::Rea.build(seed).unwrap();
             let run = run_on_table(&table.clone(), &protocol, searcher.as_mut(), "nb201").unwrap();
             run.reported.iter().map(|r| r.unwrap()).collect()
         })
@@ -233,7 +233,7 @@ fn constrained_searches_only_evaluate_admissible_codes() {
     let protocol = protocol(vec![constraint], 60, vec![60]);
     for strategy in Strategy::ALL {
         for seed in 0..3 {
-            let mut searcher = strategy.build(seed);
+            let mut searcher = strategy.build(seed).unwrap();
             let run = run_on_table(&table.clone(), &protocol, searcher.as_mut(), "nb201").unwrap();
             assert_eq!(run.history.len(), 60);
             for o in run.history.observations() {
@@ -276,7 +276,7 @@ fn parameter_constraint_uses_the_analytic_count() {
     let table = table();
     let params = table.metric("c10_params").unwrap();
     let protocol = protocol(vec!["c10_params=800000".parse().unwrap()], 40, vec![40]);
-    let mut searcher = Strategy::Local.build(1);
+    let mut searcher = Strategy::Local.build(1).unwrap();
     let run = run_on_table(&table, &protocol, searcher.as_mut(), "nb201").unwrap();
     assert_eq!(run.history.len(), 40);
     for o in run.history.observations() {
@@ -315,7 +315,7 @@ fn a_tight_constraint_ends_the_search_when_the_admissible_codes_run_out() {
     );
     for strategy in Strategy::ALL {
         let fresh = table.clone();
-        let mut searcher = strategy.build(0);
+        let mut searcher = strategy.build(0).unwrap();
         let run = run_on_table(&fresh, &protocol, searcher.as_mut(), "nb201").unwrap();
         assert_eq!(run.history.len(), admissible.len(), "{strategy}");
         assert_eq!(run.evaluations, admissible.len(), "{strategy}");
@@ -342,7 +342,7 @@ fn run_on_table_counts_one_evaluation_per_history_entry() {
         for budget in [0, 1, 17, 64] {
             let fresh = table.clone();
             let protocol = protocol(vec![], budget, vec![budget.min(5), budget]);
-            let mut searcher = strategy.build(11);
+            let mut searcher = strategy.build(11).unwrap();
             let run = run_on_table(&fresh, &protocol, searcher.as_mut(), "nb201").unwrap();
             assert_eq!(run.history.len(), budget, "{strategy}");
             assert_eq!(run.evaluations, budget, "{strategy}");
@@ -383,7 +383,7 @@ fn an_unknown_metric_is_an_error_naming_it() {
         (&bad_report, "c10_test_999"),
         (&bad_constraint, "lat_ms_pixel9"),
     ] {
-        let mut searcher = Strategy::Random.build(0);
+        let mut searcher = Strategy::Random.build(0).unwrap();
         let err = run_on_table(&table, protocol, searcher.as_mut(), "nb201").unwrap_err();
         match &err {
             SearchError::Space(ArchSpaceError::UnknownMetric { name: n, available }) => {
@@ -421,7 +421,7 @@ fn run_on_table_counts_only_its_own_evaluations() {
     let table = table();
     let protocol = protocol(vec![], 20, vec![20]);
     for seed in 0..2 {
-        let mut searcher = Strategy::Random.build(seed);
+        let mut searcher = Strategy::Random.build(seed).unwrap();
         let run = run_on_table(&table, &protocol, searcher.as_mut(), "nb201").unwrap();
         assert_eq!(run.evaluations, run.history.len(), "run {seed}");
     }

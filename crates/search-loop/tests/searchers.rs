@@ -138,7 +138,7 @@ fn codes(history: &History) -> Vec<NCode> {
 #[test]
 fn built_searchers_carry_their_strategy_name() {
     for strategy in Strategy::ALL {
-        assert_eq!(strategy.build(0).name(), strategy.name());
+        assert_eq!(strategy.build(0).unwrap().name(), strategy.name());
         assert_eq!(strategy.name().parse::<Strategy>().unwrap(), strategy);
         assert_eq!(strategy.to_string(), strategy.name());
     }
@@ -147,7 +147,7 @@ fn built_searchers_carry_their_strategy_name() {
         Strategy::ALL.to_vec()
     );
     let err = Strategy::parse_list("random,bogus").unwrap_err();
-    assert!(matches!(&err, SearchError::UnknownStrategy(s) if s == "bogus"));
+    assert!(matches!(&err, SearchError::UnknownStrategy { text, .. } if text == "bogus"));
     assert!(err.to_string().contains("`bogus`"));
 }
 
@@ -157,7 +157,7 @@ fn proposals_are_canonical_unseen_and_admissible() {
         let ctx = SearchContext::unconstrained(&space, "toy");
         for strategy in Strategy::ALL {
             for seed in 0..5 {
-                let mut searcher = strategy.build(seed);
+                let mut searcher = strategy.build(seed).unwrap();
                 let (history, err) = run(searcher.as_mut(), &ctx, 15, toy_score);
                 assert!(err.is_none(), "{strategy} seed {seed}: {err:?}");
                 assert_eq!(history.len(), 15);
@@ -174,22 +174,22 @@ fn same_seed_same_sequence_different_seeds_differ() {
         let ctx = SearchContext::unconstrained(space, "toy");
         // 20 proposals: past every warm-up (REA 10, ranking 5), so the strategy-specific
         // moves are covered too.
-        let sequence = |strategy: Strategy, seed: u64| {
-            let mut searcher = strategy.build(seed);
+        let sequence = |strategy: &Strategy, seed: u64| {
+            let mut searcher = strategy.build(seed).unwrap();
             codes(&run(searcher.as_mut(), &ctx, 20, toy_score).0)
         };
         for strategy in Strategy::ALL {
             for seed in [0, 1, 42] {
                 assert_eq!(
-                    sequence(strategy, seed),
-                    sequence(strategy, seed),
+                    sequence(&strategy, seed),
+                    sequence(&strategy, seed),
                     "{strategy} seed {seed} on {} is not reproducible",
                     space.name()
                 );
             }
             assert_ne!(
-                sequence(strategy, 1),
-                sequence(strategy, 2),
+                sequence(&strategy, 1),
+                sequence(&strategy, 2),
                 "{strategy} seeds 1 and 2 on {} gave the same search",
                 space.name()
             );
@@ -205,7 +205,7 @@ fn a_budget_beyond_the_space_evaluates_every_code_once_then_exhausts() {
         let ctx = SearchContext::unconstrained(&space, "toy");
         for strategy in Strategy::ALL {
             for seed in 0..3 {
-                let mut searcher = strategy.build(seed);
+                let mut searcher = strategy.build(seed).unwrap();
                 let (history, err) = run(searcher.as_mut(), &ctx, all.len() + 10, toy_score);
                 assert_eq!(history.len(), all.len(), "{strategy} on {}", space.name());
                 let seen: BTreeSet<NCode> = codes(&history).into_iter().collect();
@@ -238,7 +238,11 @@ fn exhausted_error_names_the_searcher() {
         .collect::<Vec<_>>()
         .into();
     for strategy in Strategy::ALL {
-        let err = strategy.build(0).propose(&ctx, &history).unwrap_err();
+        let err = strategy
+            .build(0)
+            .unwrap()
+            .propose(&ctx, &history)
+            .unwrap_err();
         match &err {
             SearchError::Exhausted { searcher, .. } => assert_eq!(searcher, strategy.name()),
             other => panic!("{strategy}: expected Exhausted, got {other:?}"),
@@ -261,7 +265,7 @@ fn constrained_searches_exhaust_exactly_the_admissible_half() {
     };
     for strategy in Strategy::ALL {
         for seed in 0..3 {
-            let mut searcher = strategy.build(seed);
+            let mut searcher = strategy.build(seed).unwrap();
             let (history, err) = run(searcher.as_mut(), &ctx, 200, toy_score);
             assert!(matches!(err, Some(SearchError::Exhausted { .. })));
             let seen: BTreeSet<NCode> = codes(&history).into_iter().collect();
@@ -280,7 +284,7 @@ fn constrained_searches_on_nb201_stay_admissible() {
     };
     for strategy in Strategy::ALL {
         for seed in 0..3 {
-            let mut searcher = strategy.build(seed);
+            let mut searcher = strategy.build(seed).unwrap();
             // `run` asserts admissibility of every proposal.
             let (history, err) = run(searcher.as_mut(), &ctx, 150, toy_score);
             assert!(err.is_none());
@@ -670,12 +674,12 @@ fn a_searcher_continues_a_deserialized_history() {
     // A search resumed from a saved history never repeats what was saved.
     let space = toy_space();
     let ctx = SearchContext::unconstrained(&space, "resume");
-    let mut first = Strategy::Rea.build(5);
+    let mut first = Strategy::Rea.build(5).unwrap();
     let (history, _) = run(first.as_mut(), &ctx, 20, toy_score);
     let saved = serde_json::to_string(&history).unwrap();
     let restored: History = serde_json::from_str(&saved).unwrap();
     for strategy in Strategy::ALL {
-        let mut searcher = strategy.build(9);
+        let mut searcher = strategy.build(9).unwrap();
         let mut h = restored.clone();
         while h.len() < 27 {
             let code = searcher.propose(&ctx, &h).unwrap();
