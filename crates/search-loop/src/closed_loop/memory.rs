@@ -32,12 +32,14 @@ pub fn memory_window(
     let complete: Vec<MemoryEntry> = diagnoses
         .values()
         .filter_map(|d| {
-            by_iteration.get(&(d.iteration + 1)).map(|next| MemoryEntry {
-                iteration: d.iteration,
-                problem: d.problem.clone(),
-                suggestion: d.suggestion.clone(),
-                result: next.outcome.summary(),
-            })
+            by_iteration
+                .get(&(d.iteration + 1))
+                .map(|next| MemoryEntry {
+                    iteration: d.iteration,
+                    problem: d.problem.clone(),
+                    suggestion: d.suggestion.clone(),
+                    result: next.outcome.summary(),
+                })
         })
         .collect();
     let skip = complete.len().saturating_sub(k);

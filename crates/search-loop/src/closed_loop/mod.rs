@@ -173,10 +173,13 @@ pub fn best(evaluations: &[EvaluationRecord]) -> Option<&EvaluationRecord> {
     evaluations
         .iter()
         .filter_map(|r| r.outcome.score().map(|s| (r, s)))
-        .fold(None, |acc: Option<(&EvaluationRecord, f64)>, (r, s)| match acc {
-            Some((_, best)) if best >= s => acc,
-            _ => Some((r, s)),
-        })
+        .fold(
+            None,
+            |acc: Option<(&EvaluationRecord, f64)>, (r, s)| match acc {
+                Some((_, best)) if best >= s => acc,
+                _ => Some((r, s)),
+            },
+        )
         .map(|(r, _)| r)
 }
 
@@ -307,7 +310,8 @@ impl LoopState<'_, '_> {
             Some(improver) => improver,
             None => &mut *self.roles.generator,
         };
-        let (call, reply) = call::call_model(model, run, iteration, "improver", &messages, &sampling)?;
+        let (call, reply) =
+            call::call_model(model, run, iteration, "improver", &messages, &sampling)?;
         let diagnosis = read_diagnosis(reply.as_deref().unwrap_or_default(), &feedback);
         let record = DiagnosisRecord {
             iteration,

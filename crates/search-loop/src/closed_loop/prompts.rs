@@ -30,7 +30,10 @@ impl TaskPrompt<'_> {
             let _ = write!(text, " It must have at most {p} parameters.");
         }
         if let Some(f) = self.budget.max_flops {
-            let _ = write!(text, " It must take at most {f} multiply-accumulates per image.");
+            let _ = write!(
+                text,
+                " It must take at most {f} multiply-accumulates per image."
+            );
         }
         text
     }
@@ -108,10 +111,7 @@ pub fn improver_messages(
     architecture_block(&mut user, "Latest architecture", current);
     if let Some(curve) = current.report.as_ref().map(|r| &r.loss_curve) {
         if let (Some(first), Some(last)) = (curve.first(), curve.last()) {
-            let _ = write!(
-                user,
-                "\nTraining loss went from {first:.3} to {last:.3}."
-            );
+            let _ = write!(user, "\nTraining loss went from {first:.3} to {last:.3}.");
         }
     }
     user.push_str("\n\nAnswer with the JSON object only.");

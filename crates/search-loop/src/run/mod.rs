@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use provenance::{ModelProvenance, Provenance};
 pub(crate) use provenance::hex;
+pub use provenance::{ModelProvenance, Provenance};
 pub use record::{
     truncate, DiagnosisRecord, EvaluationRecord, Event, LlmCall, Outcome, OutcomeStatus,
     MESSAGE_LIMIT,
@@ -62,10 +62,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SearchError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| error(parent, e))?;
     }
-    let name = path.file_name().map_or_else(
-        || "file".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&temp)?;

@@ -1,0 +1,304 @@
+//! The closed loop end to end: real training on a small learnable image task, a real (tiny,
+//! random-weight) GGUF model whose noise must become recorded failures, scripted replies for the
+//! paths a random model cannot reach (dedupe, budgets, memory), and resume after a kill.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use arch_space::lang::Budget;
+use candle_core::Device;
+use llm_local::runtime::gguf::Architecture;
+use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
+use llm_local::runtime::GgufModel;
+use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
+use llm_local::{Sampling, Timing, Usage};
+use search_loop::closed_loop::{run_closed_loop, LoopConfig, Roles, TrainerEvaluator};
+use search_loop::run::{Event, OutcomeStatus, Provenance, RunDir, EVENTS};
+use trainer::data::ImageSet;
+use trainer::train::TrainConfig;
+
+/// 3x8x8 images whose class (0..4) is the brightest quadrant.
+fn quadrants(n: usize, seed: u32) -> ImageSet {
+    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let class = next() % 4;
+        for i in 0..3 * 64 {
+            let (y, x) = ((i % 64) / 8, i % 8);
+            let base = if (y / 4) * 2 + x / 4 == class {
+                150
+            } else {
+                60
+            };
+            pixels.push((base + next() % 80) as u8);
+        }
+        labels.push(class);
+    }
+    let classes = (0..4).map(|c| format!("q{c}")).collect();
+    ImageSet::new(pixels, labels, [3, 8, 8], classes).unwrap()
+}
+
+const START: &str =
+    "Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), AvgPool2d(4), Flatten(), Linear(32, 4))";
+const WIDER: &str = "Sequential(Conv2d(3, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2), LazyConv2d(16, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), Flatten(), LazyLinear(4))";
+
+fn evaluator() -> TrainerEvaluator {
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        lr: 0.05,
+        augment: false,
+        ..TrainConfig::proxy()
+    };
+    TrainerEvaluator::new(
+        quadrants(256, 1),
+        quadrants(64, 2),
+        None,
+        config,
+        Device::Cpu,
+    )
+}
+
+fn config(iterations: usize) -> LoopConfig {
+    let mut config = LoopConfig::new("Brightest-quadrant classification", iterations);
+    config.start = Some(START.into());
+    config.generator_sampling.max_tokens = 24;
+    config.improver_sampling.max_tokens = 16;
+    config
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("closed-loop-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn evaluation_lines(dir: &Path) -> Vec<usize> {
+    let run = RunDir::open(dir).unwrap();
+    run.events()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Evaluation { iteration, .. } => Some(iteration),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_random_model_gives_recorded_failures_and_a_killed_run_resumes() {
+    let dir = temp_dir("random");
+    let model_path = dir.join("tiny.gguf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = TinyModelOptions {
+        context_length: 4096,
+        ..TinyModelOptions::default()
+    };
+    write_tiny_model(&model_path, Architecture::Llama, &options).unwrap();
+    let mut model = GgufModel::load(&model_path, &Device::Cpu).unwrap();
+    let run_dir = dir.join("run");
+    let mut run =
+        RunDir::create(&run_dir, &config(2), &Provenance::collect("cpu", vec![])).unwrap();
+    let roles = Roles {
+        generator: &mut model,
+        improver: None,
+    };
+    let mut seen = Vec::new();
+    let summary = run_closed_loop(&config(2), &mut run, roles, &mut evaluator(), &mut |p| {
+        seen.push((p.iteration, p.finished))
+    })
+    .unwrap();
+    assert_eq!(seen, vec![(0, 1), (1, 2), (2, 3)]);
+    assert_eq!(summary.finished_evaluations, 3);
+    assert_eq!(summary.best_iteration, Some(0), "{summary:?}");
+    assert!(summary.best_val_acc.unwrap() > 0.25, "{summary:?}");
+    let records = run.evaluations().unwrap();
+    for r in &records[1..] {
+        assert_ne!(r.outcome.status, OutcomeStatus::Ok, "noise trained: {r:?}");
+        assert_ne!(r.outcome.status, OutcomeStatus::LlmError, "{r:?}");
+        assert!(r.outcome.message.is_some());
+        let call = r.generator.as_ref().unwrap();
+        assert!(run_dir.join(&call.prompt_file).is_file());
+    }
+    assert_eq!(
+        run.diagnoses().unwrap().len(),
+        2,
+        "iterations 0 and 1 diagnosed"
+    );
+    assert!(run_dir.join("best.arch").is_file() && run_dir.join("summary.json").is_file());
+    drop(run);
+
+    // A kill after the record of iteration 2 was written but before its log line, mid-way
+    // through writing another line.
+    let log = std::fs::read_to_string(run_dir.join(EVENTS)).unwrap();
+    let kept: Vec<&str> = log
+        .lines()
+        .filter(|l| !(l.contains("\"type\":\"evaluation\"") && l.contains("\"iteration\":2")))
+        .collect();
+    std::fs::write(
+        run_dir.join(EVENTS),
+        format!("{}\n{{\"type\":\"llm_ca", kept.join("\n")),
+    )
+    .unwrap();
+    assert_eq!(
+        evaluation_lines(&run_dir),
+        vec![0, 1, 2],
+        "repaired on open"
+    );
+
+    let mut model = GgufModel::load(&model_path, &Device::Cpu).unwrap();
+    let mut run = RunDir::open(&run_dir).unwrap();
+    let resumed = config(4);
+    let roles = Roles {
+        generator: &mut model,
+        improver: None,
+    };
+    let summary =
+        run_closed_loop(&resumed, &mut run, roles, &mut evaluator(), &mut |_| {}).unwrap();
+    assert_eq!(summary.finished_evaluations, 5);
+    assert_eq!(evaluation_lines(&run_dir), vec![0, 1, 2, 3, 4]);
+    let starts = run
+        .events()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::RunStarted { .. }))
+        .count();
+    assert_eq!(starts, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Replies from a script, for the paths a random model never reaches. The prompts it was given
+/// are kept for inspection.
+struct Script {
+    replies: VecDeque<String>,
+    prompts: Vec<String>,
+}
+
+impl Script {
+    fn new(replies: &[&str]) -> Self {
+        Script {
+            replies: replies.iter().map(|r| r.to_string()).collect(),
+            prompts: Vec::new(),
+        }
+    }
+}
+
+impl LanguageModel for Script {
+    fn name(&self) -> String {
+        "script".into()
+    }
+
+    fn render_chat(&self, messages: &[Message], _: bool) -> Result<String, LlmError> {
+        Ok(messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n---\n"))
+    }
+
+    fn complete(
+        &mut self,
+        prompt: &str,
+        _: &Sampling,
+        _: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, LlmError> {
+        self.prompts.push(prompt.to_string());
+        let text = self
+            .replies
+            .pop_front()
+            .ok_or_else(|| LlmError::Backend("the script is over".into()))?;
+        Ok(Completion {
+            text,
+            finish: FinishReason::EndOfText,
+            usage: Usage::default(),
+            timing: Timing::default(),
+        })
+    }
+
+    fn score(&mut self, _: &str, _: &[String]) -> Result<Vec<ContinuationScore>, LlmError> {
+        Err(LlmError::Request("a script cannot score".into()))
+    }
+}
+
+#[test]
+fn duplicates_budgets_and_shape_errors_are_outcomes_and_the_memory_carries_them() {
+    let dir = temp_dir("script");
+    let mut config = config(5);
+    config.budget = Budget {
+        max_params: Some(5_000),
+        max_flops: None,
+    };
+    let mut generator = Script::new(&[
+        &format!("Here you go:\n```python\n{WIDER}\n```"),
+        // The same network with explicit widths: a duplicate by normalised hash.
+        "Sequential(Conv2d(3, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2), Conv2d(16, 16, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(16, 4))",
+        "Sequential(Conv2d(3, 64, 3, padding=1), ReLU(), Conv2d(64, 64, 3, padding=1), AdaptiveAvgPool2d(1), Flatten(), Linear(64, 4))",
+        "Sequential(Conv2d(3, 8, 3), BatchNorm2d(10), AdaptiveAvgPool2d(1), Flatten(), Linear(8, 4))",
+    ]);
+    let mut improver = Script::new(&[
+        r#"{"problem": "too narrow", "suggestion": "widen to 16 channels"}"#,
+        r#"{"problem": "p1", "suggestion": "s1"}"#,
+        r#"{"problem": "p2", "suggestion": "s2"}"#,
+        "no json at all",
+        r#"{"problem": "p4", "suggestion": "s4"}"#,
+    ]);
+    let mut run = RunDir::create(&dir, &config, &Provenance::collect("cpu", vec![])).unwrap();
+    let roles = Roles {
+        generator: &mut generator,
+        improver: Some(&mut improver),
+    };
+    let summary = run_closed_loop(&config, &mut run, roles, &mut evaluator(), &mut |_| {}).unwrap();
+    let statuses: Vec<_> = run
+        .evaluations()
+        .unwrap()
+        .iter()
+        .map(|r| r.outcome.status)
+        .collect();
+    use OutcomeStatus::*;
+    assert_eq!(statuses, vec![Ok, Ok, Duplicate, Shape, Shape, LlmError]);
+    let records = run.evaluations().unwrap();
+    assert!(records[2]
+        .outcome
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("iteration 1"));
+    assert!(
+        records[3]
+            .outcome
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("5000"),
+        "{:?}",
+        records[3]
+    );
+    assert!(records[4]
+        .outcome
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("running_mean"));
+    assert_eq!(records[2].suggestion.as_deref(), Some("s1"));
+    assert_eq!(summary.failures.get("duplicate"), Some(&1));
+
+    // The generator saw the best architecture and the latest suggestion.
+    assert!(generator.prompts[0].contains("widen to 16 channels"));
+    assert!(generator.prompts[1].contains("Best architecture so far (iteration "));
+    // The improver's last prompt carries the last triples: suggestion -> result of the next try.
+    let last = improver.prompts.last().unwrap();
+    assert!(
+        last.contains("p1 -> s1 -> duplicate failure: the same architecture as iteration 1"),
+        "{last}"
+    );
+    assert!(last.contains("-> shape failure:"), "{last}");
+    let diagnoses = run.diagnoses().unwrap();
+    assert!(!diagnoses[&3].parsed && diagnoses[&3].suggestion == "no json at all");
+    let _ = std::fs::remove_dir_all(&dir);
+}
