@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::Device;
 use clap::{Parser, ValueEnum};
 use nas_rs::trainer::data::{load, DatasetKind};
 use nas_rs::trainer::train::{train_text, Report, Splits, TrainConfig};
@@ -31,12 +30,6 @@ enum Recipe {
     Proxy,
     /// NAS-Bench-201's: SGD 0.1, Nesterov 0.9, wd 5e-4, cosine, batch 256.
     Nb201,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Cuda,
 }
 
 #[derive(Debug, Parser)]
@@ -69,9 +62,9 @@ struct Args {
     /// Wall-clock limit of the training in seconds.
     #[arg(long)]
     time_limit: Option<f64>,
-    /// Device.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -92,26 +85,14 @@ fn run(args: Args) -> Result<Report, Box<dyn std::error::Error>> {
         std::fs::read_to_string(&args.arch)
             .map_err(|e| format!("cannot read {}: {e}", args.arch.display()))?
     };
-    let device = match args.device {
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => {
-            Device::new_cuda(0).map_err(|e| format!("CUDA is not available in this build: {e}"))?
-        }
-    };
+    let device = nas_rs::trainer::device(&args.device)?;
     let kind = args
         .dataset
         .as_deref()
         .map(str::parse::<DatasetKind>)
         .transpose()?;
     let dataset = load(&args.data, kind)?;
-    let val_size = args
-        .val_size
-        .unwrap_or((dataset.train.len() / 10).min(5000));
-    let (train, val) = dataset.train.split_validation(val_size, args.seed)?;
-    let train = match args.limit_train {
-        Some(n) => train.sample(n.min(train.len()), args.seed),
-        None => train,
-    };
+    let (train, val) = dataset.search_splits(args.val_size, args.limit_train, args.seed)?;
     let mut config = match args.recipe {
         Recipe::Proxy => TrainConfig::proxy(),
         Recipe::Nb201 => TrainConfig::nas_bench_201(args.epochs),

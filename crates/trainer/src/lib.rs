@@ -19,3 +19,22 @@ pub mod optim;
 pub mod train;
 
 pub use error::TrainError;
+
+/// The device named on a command line: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+pub fn device(name: &str) -> Result<candle_core::Device, TrainError> {
+    let ordinal = match name {
+        "cpu" => return Ok(candle_core::Device::Cpu),
+        "cuda" => Some(0),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok()),
+    };
+    let ordinal = ordinal.ok_or_else(|| {
+        TrainError::Config(format!("unknown device `{name}` (use cpu, cuda or cuda:N)"))
+    })?;
+    candle_core::Device::new_cuda(ordinal).map_err(|e| {
+        TrainError::Config(format!(
+            "cannot use {name}: {e} (build with `--features cuda` on a machine with an NVIDIA GPU)"
+        ))
+    })
+}

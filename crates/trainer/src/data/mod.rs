@@ -141,6 +141,27 @@ pub struct Dataset {
     pub test: ImageSet,
 }
 
+impl Dataset {
+    /// The splits a search uses: `val_size` validation images held out of the training set
+    /// (default: 10%, at most 5000) and, when `limit_train` is set, that many of the remaining
+    /// training images drawn at random. Returns `(train, validation)`; the same seed gives the
+    /// same splits.
+    pub fn search_splits(
+        &self,
+        val_size: Option<usize>,
+        limit_train: Option<usize>,
+        seed: u64,
+    ) -> Result<(ImageSet, ImageSet), TrainError> {
+        let val_size = val_size.unwrap_or((self.train.len() / 10).min(5000));
+        let (train, val) = self.train.split_validation(val_size, seed)?;
+        let train = match limit_train {
+            Some(n) => train.sample(n, seed),
+            None => train,
+        };
+        Ok((train, val))
+    }
+}
+
 /// How [`load_with`] loads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
