@@ -29,9 +29,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
-use nas_rs::search_loop::benchmark::{compare, Constraint, Protocol};
+use nas_rs::search_loop::benchmark::{compare, Constraint, Protocol, Signal};
 use nas_rs::search_loop::Strategy;
 use tracing_subscriber::EnvFilter;
 
@@ -39,14 +39,6 @@ const SHIPPED_TABLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/datasets/nasbench201/nb201_cifar10.csv"
 );
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Signal {
-    /// Search on `<dataset>_val_12`, report `<dataset>_test_200` (honest).
-    Val,
-    /// Search on `<dataset>_test_200` itself (optimistic; for comparison with papers that do).
-    Test,
-}
 
 #[derive(Debug, Parser)]
 #[command(about = "Compare NAS strategies on the NAS-Bench-201 table")]
@@ -68,8 +60,9 @@ struct Args {
     /// Number of seeds (0..N) per strategy.
     #[arg(long, default_value_t = 10)]
     seeds: u64,
-    /// Search signal.
-    #[arg(long, value_enum, default_value = "val")]
+    /// Search signal: `val` (search on `<dataset>_val_12`, report `<dataset>_test_200`; honest)
+    /// or `test` (search on the reported column itself; optimistic, as some papers do).
+    #[arg(long, default_value = "val")]
     signal: Signal,
     /// Constraint METRIC<=VALUE on a table column or analytic count (repeatable).
     #[arg(long = "max")]
@@ -86,27 +79,12 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let table = TabularBenchmark::load(&args.table)?;
     let prefix = dataset_prefix(&args.dataset);
-    let report = format!("{prefix}_test_200");
-    let signal = match args.signal {
-        Signal::Val => format!("{prefix}_val_12"),
-        Signal::Test => report.clone(),
-    };
-    let checkpoints: Vec<usize> = [10, 25, 50, 100]
-        .into_iter()
-        .filter(|&b| b < args.budget)
-        .chain([args.budget])
-        .collect();
-    let protocol = Protocol {
-        signal,
-        report,
-        constraints: args
-            .constraints
-            .iter()
-            .map(|c| c.parse::<Constraint>())
-            .collect::<Result<_, _>>()?,
-        budget: args.budget,
-        checkpoints,
-    };
+    let mut protocol = Protocol::nas_bench_201(prefix, args.signal, args.budget);
+    protocol.constraints = args
+        .constraints
+        .iter()
+        .map(|c| c.parse::<Constraint>())
+        .collect::<Result<_, _>>()?;
     let strategies = Strategy::parse_list(&args.strategies)?;
     let uses_model = strategies.iter().any(|s| s.model_spec().is_some());
     let default_filter = if uses_model {

@@ -62,6 +62,31 @@ impl FromStr for Constraint {
     }
 }
 
+/// Which NAS-Bench-201 column a search reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// `<dataset>_val_12`, the 12-epoch validation accuracy (the honest protocol).
+    Val,
+    /// `<dataset>_test_200` itself, the reported column (optimistic; as some papers do).
+    Test,
+}
+
+impl FromStr for Signal {
+    type Err = SearchError;
+    fn from_str(s: &str) -> Result<Self, SearchError> {
+        match s {
+            "val" => Ok(Signal::Val),
+            "test" => Ok(Signal::Test),
+            other => Err(SearchError::Invalid {
+                what: "signal",
+                text: other.to_string(),
+                expected: "val or test",
+            }),
+        }
+    }
+}
+
 /// What to search on, what to report, under which constraints, and when to look.
 #[derive(Debug, Clone, Serialize)]
 pub struct Protocol {
@@ -75,6 +100,30 @@ pub struct Protocol {
     pub budget: usize,
     /// Budgets at which the chosen architecture is reported (each at most `budget`).
     pub checkpoints: Vec<usize>,
+}
+
+impl Protocol {
+    /// NAS-Bench-201's protocol for a column prefix (`c10`, `c100`, `in16`): search on
+    /// `<prefix>_val_12` ([`Signal::Val`]) or `<prefix>_test_200`, report `<prefix>_test_200`,
+    /// no constraints, checkpoints at 10, 25, 50 and 100 evaluations below `budget` and at
+    /// `budget`.
+    pub fn nas_bench_201(prefix: &str, signal: Signal, budget: usize) -> Protocol {
+        let report = format!("{prefix}_test_200");
+        Protocol {
+            signal: match signal {
+                Signal::Val => format!("{prefix}_val_12"),
+                Signal::Test => report.clone(),
+            },
+            report,
+            constraints: Vec::new(),
+            budget,
+            checkpoints: [10, 25, 50, 100]
+                .into_iter()
+                .filter(|&b| b < budget)
+                .chain([budget])
+                .collect(),
+        }
+    }
 }
 
 /// One search on the table.
@@ -122,6 +171,18 @@ pub fn run_on_table(
     searcher: &mut dyn Searcher,
     task: &str,
 ) -> Result<TabularRun, SearchError> {
+    run_on_table_observed(table, protocol, searcher, task, &mut |_| {})
+}
+
+/// [`run_on_table`], calling `observe` with the history after each evaluation (for progress
+/// output: the last entry is the new evaluation).
+pub fn run_on_table_observed(
+    table: &TabularBenchmark,
+    protocol: &Protocol,
+    searcher: &mut dyn Searcher,
+    task: &str,
+    observe: &mut dyn FnMut(&History),
+) -> Result<TabularRun, SearchError> {
     let resolved = Resolved::new(table, protocol)?;
     let evaluations_before = table.evaluations();
     let admissible = |code: &NCode| resolved.admissible(table, code);
@@ -139,6 +200,7 @@ pub fn run_on_table(
         };
         let score = table.evaluate(&code, resolved.signal)?;
         history.push(ranker::Observation { code, score });
+        observe(&history);
     }
     let reported = protocol
         .checkpoints

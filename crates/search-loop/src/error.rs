@@ -28,6 +28,16 @@ pub enum SearchError {
         /// What is wrong.
         reason: String,
     },
+    /// A named value that cannot be read (e.g. a search signal other than `val` or `test`).
+    #[error("invalid {what} `{text}`: expected {expected}")]
+    Invalid {
+        /// What the value is.
+        what: &'static str,
+        /// The text given.
+        text: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
     /// A constraint that cannot be read.
     #[error("invalid constraint `{text}`: {reason}")]
     Constraint {

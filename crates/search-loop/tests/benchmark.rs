@@ -8,7 +8,9 @@ use arch_space::nb201::Nb201Cell;
 use arch_space::tabular::TabularBenchmark;
 use arch_space::ArchSpaceError;
 use ncode::NCode;
-use search_loop::benchmark::{compare, run_on_table, Constraint, Protocol};
+use search_loop::benchmark::{
+    compare, run_on_table, run_on_table_observed, Constraint, Protocol, Signal,
+};
 use search_loop::{SearchError, Strategy};
 
 const TABLE: &str = concat!(
@@ -425,4 +427,44 @@ fn run_on_table_counts_only_its_own_evaluations() {
         let run = run_on_table(&table, &protocol, searcher.as_mut(), "nb201").unwrap();
         assert_eq!(run.evaluations, run.history.len(), "run {seed}");
     }
+}
+
+// ---------------------------------------------------------------- protocol helpers
+
+#[test]
+fn the_nas_bench_201_protocol_searches_on_validation_and_reports_test() {
+    let p = Protocol::nas_bench_201("c10", Signal::Val, 30);
+    assert_eq!(
+        (p.signal.as_str(), p.report.as_str()),
+        ("c10_val_12", "c10_test_200")
+    );
+    assert_eq!(p.checkpoints, vec![10, 25, 30]);
+    let p = Protocol::nas_bench_201("c100", "test".parse().unwrap(), 100);
+    assert_eq!(p.signal, "c100_test_200");
+    assert_eq!(p.checkpoints, vec![10, 25, 50, 100]);
+    let err = "train".parse::<Signal>().unwrap_err().to_string();
+    assert!(
+        err.contains("`train`") && err.contains("val or test"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_observed_run_sees_every_evaluation_and_equals_the_plain_run() {
+    let table = table();
+    let protocol = Protocol::nas_bench_201("c10", Signal::Val, 20);
+    let mut seen = Vec::new();
+    let mut searcher = Strategy::Rea.build(3).unwrap();
+    let observed = run_on_table_observed(&table, &protocol, searcher.as_mut(), "nb201", &mut |h| {
+        seen.push(h.observations().last().unwrap().clone())
+    })
+    .unwrap();
+    let mut searcher = Strategy::Rea.build(3).unwrap();
+    let plain = run_on_table(&table, &protocol, searcher.as_mut(), "nb201").unwrap();
+    assert_eq!(seen, observed.history.observations());
+    assert_eq!(
+        observed.history.observations(),
+        plain.history.observations()
+    );
+    assert_eq!(observed.reported, plain.reported);
 }
