@@ -16,7 +16,15 @@
 //! The export: LM-Searcher's pruning-based subspace sampling on the same table (each option of
 //! each dimension dropped with probability 0.5, 100 to 200 cells sampled per subspace, the oracle's
 //! ranking steps as examples), written as JSON lines in LLaMA-Factory's `sharegpt` or `alpaca`
-//! format with the prompt the search uses. No model is loaded.
+//! format with the prompt the search uses. No model is loaded. LLaMA-Factory reads them with
+//! this `data/dataset_info.json` entry (the system prompt is the first `sharegpt` turn, which its
+//! default tags recognise):
+//!
+//! ```text
+//! "nb201_ranking": {"file_name": "train.jsonl", "formatting": "sharegpt"}
+//! "nb201_ranking": {"file_name": "train.jsonl", "columns": {"prompt": "instruction",
+//!                   "query": "input", "response": "output", "system": "system"}}   (alpaca)
+//! ```
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
