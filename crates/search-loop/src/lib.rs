@@ -10,6 +10,8 @@
 //!   search can maximise accuracy under a latency or parameter budget.
 //! * [`benchmark`]: running and comparing strategies on a tabular benchmark with an honest
 //!   protocol (search on validation, report test; mean and std over seeds; regret).
+//! * [`report`]: `report.md` and SVG plots of a closed-loop run directory ([`run::RunDir`]),
+//!   written by [`report::write_report`] (the `nas report DIR` command).
 //!
 //! ```
 //! use arch_space::nb201;
@@ -33,6 +35,7 @@ pub mod benchmark;
 pub mod closed_loop;
 mod error;
 mod history;
+pub mod report;
 pub mod run;
 mod searcher;
 pub mod strategies;
