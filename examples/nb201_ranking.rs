@@ -11,7 +11,11 @@
 //! candidate cells from LM-Searcher's prompt (the history as `ncode|normalised score`). Each step
 //! prints the chosen cell, its score on the search signal and the best so far; at the end, the
 //! cell with the best signal is reported with its 200-epoch test accuracy (honest protocol:
-//! search on `<dataset>_val_12`, report `<dataset>_test_200`).
+//! search on `<dataset>_val_12`, report `<dataset>_test_200`). Each ranking step also prints the
+//! rank of the pick within its pool by the table's signal (1 = the pool's best); a ranker that
+//! picks at random averages 5.5 of 10, so the mean pick rank measures the model's skill far more
+//! sharply than the final accuracy of a few seeds. The searches equal `nb201_search`'s
+//! `rank-llm[-chrono]:MODEL` runs for the same seed.
 //!
 //! The export: LM-Searcher's pruning-based subspace sampling on the same table (each option of
 //! each dimension dropped with probability 0.5, 100 to 200 cells sampled per subspace, the oracle's
@@ -37,9 +41,11 @@ use nas_rs::arch_space::nb201::Nb201Cell;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
 use nas_rs::llm_local::runtime::source::DEFAULT_MODEL;
 use nas_rs::ranker::training::{trajectories, DataFormat, TrainingConfig};
-use nas_rs::ranker::PromptStyle;
+use nas_rs::ranker::{
+    LlmRanker, PromptStyle, Ranker, RankerError, RankingRequest, DEFAULT_MAX_HISTORY,
+};
 use nas_rs::search_loop::benchmark::{run_on_table_observed, Protocol, Signal};
-use nas_rs::search_loop::{History, Strategy};
+use nas_rs::search_loop::{History, RankingSearch, Strategy};
 use rand::SeedableRng;
 use serde_json::json;
 
@@ -112,6 +118,32 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// Wraps a ranker and records where each pick stands in its pool by the table's signal.
+struct PickRanks<'a, R> {
+    inner: R,
+    table: &'a TabularBenchmark,
+    signal: usize,
+    /// 1-based rank of each pick among the scored candidates of its pool (1 = the best).
+    ranks: Vec<usize>,
+}
+
+impl<R: Ranker> Ranker for PickRanks<'_, R> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn choose(&mut self, request: &RankingRequest<'_>) -> Result<usize, RankerError> {
+        let pick = self.inner.choose(request)?;
+        let score = |i: usize| self.table.peek(&request.candidates[i], self.signal);
+        let mine = score(pick).unwrap_or(f64::NEG_INFINITY);
+        let better = (0..request.candidates.len())
+            .filter(|&i| score(i).is_some_and(|s| s > mine))
+            .count();
+        self.ranks.push(better + 1);
+        Ok(pick)
+    }
+}
+
 fn search(
     args: &Args,
     table: &TabularBenchmark,
@@ -124,7 +156,17 @@ fn search(
         model: Some(args.model.clone()),
     };
     let started = Instant::now();
-    let mut searcher = strategy.build(args.seed)?;
+    let ranker = PickRanks {
+        inner: LlmRanker::with_style(
+            Strategy::load_model(&args.model)?,
+            style,
+            DEFAULT_MAX_HISTORY,
+        ),
+        table,
+        signal: table.metric(&protocol.signal)?,
+        ranks: Vec::new(),
+    };
+    let mut searcher = RankingSearch::new(ranker, args.seed);
     println!(
         "{strategy} | seed {} | search on {}, report {} | model loaded in {:.1} s",
         args.seed,
@@ -151,7 +193,12 @@ fn search(
         );
         step_started = Instant::now();
     };
-    let run = run_on_table_observed(table, protocol, searcher.as_mut(), task, &mut print_step)?;
+    let run = run_on_table_observed(table, protocol, &mut searcher, task, &mut print_step)?;
+    let ranks = &searcher.ranker().ranks;
+    let mean_rank = ranks.iter().sum::<usize>() as f64 / ranks.len().max(1) as f64;
+    println!(
+        "pick ranks in their pools (1 = best of 10): {ranks:?}, mean {mean_rank:.2} (random: 5.50)"
+    );
     let (best_code, optimum) = table
         .best(table.metric(&protocol.report)?, |_| true)
         .ok_or("the table is empty")?;
@@ -179,7 +226,7 @@ fn search(
             "strategy": strategy.to_string(), "model": args.model, "seed": args.seed,
             "signal": protocol.signal, "report": protocol.report, "budget": args.budget,
             "steps": steps, "chosen": space.format(&chosen.code), "chosen_signal": chosen.score,
-            "chosen_report": test, "optimum": optimum,
+            "chosen_report": test, "optimum": optimum, "pick_ranks": ranks,
             "seconds": started.elapsed().as_secs_f64(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&out)?)?;

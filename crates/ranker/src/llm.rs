@@ -116,6 +116,9 @@ pub fn ranking_prompt(
     vec![Message::system(system), Message::user(user)]
 }
 
+/// History lines an LLM ranker shows by default (LM-Searcher's setting).
+pub const DEFAULT_MAX_HISTORY: usize = 50;
+
 /// LM-Searcher's ranker over any [`LanguageModel`].
 pub struct LlmRanker<M> {
     model: M,
@@ -124,9 +127,10 @@ pub struct LlmRanker<M> {
 }
 
 impl<M: LanguageModel> LlmRanker<M> {
-    /// A ranker with LM-Searcher's prompt (best-first) and at most 50 history lines.
+    /// A ranker with LM-Searcher's prompt (best-first) and at most [`DEFAULT_MAX_HISTORY`]
+    /// history lines.
     pub fn new(model: M) -> Self {
-        Self::with_style(model, PromptStyle::BestFirst, 50)
+        Self::with_style(model, PromptStyle::BestFirst, DEFAULT_MAX_HISTORY)
     }
 
     /// A ranker with an explicit prompt style and history length.

@@ -20,7 +20,9 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{ranking_prompt, Observation, PromptStyle, RankerError, RankingRequest};
+use crate::{
+    ranking_prompt, Observation, PromptStyle, RankerError, RankingRequest, DEFAULT_MAX_HISTORY,
+};
 
 /// Subspaces with more architectures than this are sampled, smaller ones enumerated.
 const ENUMERATE_UP_TO: u128 = 20_000;
@@ -61,7 +63,7 @@ impl Default for TrainingConfig {
             pool_size: 10,
             steps: 50,
             style: PromptStyle::BestFirst,
-            max_history: 50,
+            max_history: DEFAULT_MAX_HISTORY,
         }
     }
 }

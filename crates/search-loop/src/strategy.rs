@@ -4,16 +4,13 @@ use std::str::FromStr;
 use candle_core::Device;
 use llm_local::runtime::source::{self, DEFAULT_MODEL};
 use llm_local::runtime::GgufModel;
-use ranker::{LlmRanker, PromptStyle, RandomRanker};
+use ranker::{LlmRanker, PromptStyle, RandomRanker, DEFAULT_MAX_HISTORY};
 
 use crate::strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution};
 use crate::{SearchError, Searcher};
 
 /// Mixed into the seed of a ranker so that its draws differ from its search's pool draws.
 const RANKER_SEED_SALT: u64 = 0x5EED_0F4A_4E4B;
-
-/// History lines an LLM ranker shows (LM-Searcher's setting).
-const LLM_MAX_HISTORY: usize = 50;
 
 /// The names [`Strategy::from_str`] knows, for error messages.
 const KNOWN: &str = "random, rea, local, rank-random, rank-llm[:MODEL], rank-llm-chrono[:MODEL]";
@@ -100,12 +97,17 @@ impl Strategy {
                 seed,
             )),
             Strategy::RankLlm { style, .. } => {
-                let spec = self.model_spec().unwrap_or(DEFAULT_MODEL);
-                let model = GgufModel::load(&source::resolve(spec)?, &Device::Cpu)?;
-                let ranker = LlmRanker::with_style(model, *style, LLM_MAX_HISTORY);
+                let model = Self::load_model(self.model_spec().unwrap_or(DEFAULT_MODEL))?;
+                let ranker = LlmRanker::with_style(model, *style, DEFAULT_MAX_HISTORY);
                 Box::new(RankingSearch::new(ranker, seed))
             }
         })
+    }
+
+    /// Resolves a model spec (a path, `hf:`, `pip:`) and loads the model on the CPU, as the LLM
+    /// strategies do.
+    pub fn load_model(spec: &str) -> Result<GgufModel, SearchError> {
+        Ok(GgufModel::load(&source::resolve(spec)?, &Device::Cpu)?)
     }
 }
 
