@@ -49,11 +49,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         .init();
     match cli.command {
         Command::Report { dir } => {
-            let path = write_report(&RunDir::open(&dir)?)?;
+            let path = write_report(&RunDir::read(&dir)?)?;
             println!("{}", path.display());
         }
         Command::Summary { dir } => {
-            let summary = summarize(&RunDir::open(&dir)?)?;
+            let summary = summarize(&RunDir::read(&dir)?)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
     }

@@ -133,6 +133,13 @@ fn a_random_model_gives_recorded_failures_and_a_killed_run_resumes() {
     );
     assert!(run_dir.join("best.arch").is_file() && run_dir.join("summary.json").is_file());
     drop(run);
+    let mut reader = RunDir::read(&run_dir).unwrap();
+    let finished = Event::RunFinished {
+        time: 0.0,
+        reason: "test".into(),
+        finished_evaluations: 0,
+    };
+    assert!(reader.log(&finished).is_err(), "a reader never writes");
 
     // A kill after the record of iteration 2 was written but before its log line, mid-way
     // through writing another line.

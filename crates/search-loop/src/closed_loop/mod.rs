@@ -149,7 +149,10 @@ impl Summary {
     /// Summarises the records of a run.
     pub fn of(evaluations: &[EvaluationRecord], stop_reason: &str) -> Self {
         let mut failures = BTreeMap::new();
-        for r in evaluations.iter().filter(|r| r.outcome.score().is_none()) {
+        for r in evaluations
+            .iter()
+            .filter(|r| r.outcome.status != OutcomeStatus::Ok)
+        {
             *failures
                 .entry(r.outcome.status.name().to_string())
                 .or_insert(0) += 1;
@@ -157,7 +160,10 @@ impl Summary {
         let best = best(evaluations);
         Summary {
             finished_evaluations: evaluations.len(),
-            valid: evaluations.len() - failures.values().sum::<usize>(),
+            valid: evaluations
+                .iter()
+                .filter(|r| r.outcome.score().is_some())
+                .count(),
             failures,
             best_iteration: best.map(|b| b.iteration),
             best_val_acc: best.and_then(|b| b.outcome.score()),

@@ -92,16 +92,10 @@ impl Contents {
         Ok(Contents {
             root: run.path().to_path_buf(),
             config: run.config().map_err(|e| e.to_string()),
-            provenance: read_provenance(run.path()),
+            provenance: run.provenance().map_err(|e| e.to_string()),
             evaluations,
             diagnoses: run.diagnoses()?,
             summary,
         })
     }
-}
-
-fn read_provenance(root: &Path) -> Result<Provenance, String> {
-    let path = root.join("provenance.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -38,10 +38,14 @@ use crate::SearchError;
 
 /// The append-only event log's file name.
 pub const EVENTS: &str = "events.jsonl";
-const CONFIG: &str = "config.json";
-const PROVENANCE: &str = "provenance.json";
-const EVALUATIONS: &str = "evaluations";
-const DIAGNOSES: &str = "diagnoses";
+/// The run's configuration.
+pub const CONFIG: &str = "config.json";
+/// The run's provenance record.
+pub const PROVENANCE: &str = "provenance.json";
+/// The directory of evaluation records.
+pub const EVALUATIONS: &str = "evaluations";
+/// The directory of diagnosis records.
+pub const DIAGNOSES: &str = "diagnoses";
 
 /// Seconds since the Unix epoch.
 pub fn unix_time() -> f64 {
@@ -75,11 +79,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SearchError> {
     write().map_err(|e| error(path, e))
 }
 
-/// An open run directory.
+/// An open run directory: for writing ([`RunDir::create`], [`RunDir::open`]) or for reading
+/// only ([`RunDir::read`], safe while another process is still running it).
 #[derive(Debug)]
 pub struct RunDir {
     root: PathBuf,
-    events: File,
+    /// The log, open for appending; `None` when opened read-only.
+    events: Option<File>,
     logged: BTreeSet<usize>,
 }
 
@@ -103,24 +109,19 @@ impl RunDir {
         Self::open(root)
     }
 
-    /// Opens an existing run to resume or report it: repairs a torn last log line and logs any
-    /// finished evaluation the log lacks.
+    /// Opens an existing run to resume it: repairs a torn last log line and logs any finished
+    /// evaluation the log lacks. Only the process that runs the loop should open a run this way.
     pub fn open(root: &Path) -> Result<Self, SearchError> {
-        if !root.join(CONFIG).is_file() {
-            return Err(error(root, "is not a run directory (no config.json)"));
-        }
+        let mut run = Self::read(root)?;
         let path = root.join(EVENTS);
         cut_torn_line(&path)?;
-        let events = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| error(&path, e))?;
-        let mut run = RunDir {
-            root: root.to_path_buf(),
-            events,
-            logged: BTreeSet::new(),
-        };
+        run.events = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| error(&path, e))?,
+        );
         for event in run.events()? {
             if let Event::Evaluation { iteration, .. } = event {
                 run.logged.insert(iteration);
@@ -134,6 +135,19 @@ impl RunDir {
         Ok(run)
     }
 
+    /// Opens a run for reading only (reports, summaries): nothing is repaired or written, so a
+    /// run that another process is writing can be read at any time.
+    pub fn read(root: &Path) -> Result<Self, SearchError> {
+        if !root.join(CONFIG).is_file() {
+            return Err(error(root, "is not a run directory (no config.json)"));
+        }
+        Ok(RunDir {
+            root: root.to_path_buf(),
+            events: None,
+            logged: BTreeSet::new(),
+        })
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.root
@@ -144,14 +158,22 @@ impl RunDir {
         read_json(&self.root.join(CONFIG))
     }
 
+    /// The provenance recorded when the run was created.
+    pub fn provenance(&self) -> Result<Provenance, SearchError> {
+        read_json(&self.root.join(PROVENANCE))
+    }
+
     /// Appends one line to the event log.
     pub fn log(&mut self, event: &Event) -> Result<(), SearchError> {
         let path = self.root.join(EVENTS);
+        let Some(events) = self.events.as_mut() else {
+            return Err(error(&path, "the run was opened read-only"));
+        };
         let mut line = serde_json::to_string(event).map_err(|e| error(&path, e))?;
         line.push('\n');
-        self.events
+        events
             .write_all(line.as_bytes())
-            .and_then(|()| self.events.flush())
+            .and_then(|()| events.flush())
             .map_err(|e| error(&path, e))
     }
 
