@@ -12,10 +12,14 @@
 //!   [`ContinuationScore`], [`Chosen`].
 //!
 //! The candle runtime for GGUF files sits in [`runtime`], behind the default-on `runtime` feature
-//! (depend with `default-features = false` for the contract alone).
+//! (depend with `default-features = false` for the contract alone). An OpenAI-compatible HTTP
+//! backend (llama.cpp's server, vLLM, Ollama) sits in `openai`, behind the `openai` feature,
+//! which needs no tensor library.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "openai")]
+pub mod openai;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
@@ -194,6 +198,9 @@ pub enum LlmError {
     /// The backend failed while running.
     #[error("model backend failed: {0}")]
     Backend(String),
+    /// The backend cannot do this (e.g. scoring over an OpenAI-compatible server).
+    #[error("not supported by this backend: {0}")]
+    Unsupported(String),
 }
 
 /// A language model: what the rankers and the closed loop ask of an LLM.
@@ -251,5 +258,51 @@ pub trait LanguageModel {
             .max_by(|a, b| a.1.log_prob.total_cmp(&b.1.log_prob))
             .map_or(0, |(i, _)| i);
         Ok(Chosen { index, scores })
+    }
+}
+
+/// A boxed model is a model, so callers can pick a backend at run time
+/// (`Box<dyn LanguageModel + Send>`).
+impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, LlmError> {
+        (**self).render_chat(messages, add_generation_prompt)
+    }
+
+    fn complete(
+        &mut self,
+        prompt: &str,
+        sampling: &Sampling,
+        on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, LlmError> {
+        (**self).complete(prompt, sampling, on_text)
+    }
+
+    fn chat(
+        &mut self,
+        messages: &[Message],
+        sampling: &Sampling,
+        on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, LlmError> {
+        (**self).chat(messages, sampling, on_text)
+    }
+
+    fn score(
+        &mut self,
+        context: &str,
+        continuations: &[String],
+    ) -> Result<Vec<ContinuationScore>, LlmError> {
+        (**self).score(context, continuations)
+    }
+
+    fn choose(&mut self, context: &str, options: &[String]) -> Result<Chosen, LlmError> {
+        (**self).choose(context, options)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use llm_local::{LanguageModel, Message};
+use llm_local::{LanguageModel, LlmError, Message, Sampling};
 use ncode::SearchSpace;
 
 use crate::{Observation, Ranker, RankerError, RankingRequest};
@@ -165,10 +165,98 @@ impl<M: LanguageModel> Ranker for LlmRanker<M> {
             .iter()
             .map(|c| request.space.format(c))
             .collect();
-        Ok(self
-            .model
-            .choose(&context, &options)
-            .map_err(backend)?
-            .index)
+        match self.model.choose(&context, &options) {
+            Ok(chosen) => Ok(chosen.index),
+            Err(LlmError::Unsupported(_)) => self.choose_from_replies(messages, &options),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+/// Replies a remote backend gets to name a candidate before the ranking step fails.
+pub const REPLY_TRIES: usize = 3;
+
+/// The option a reply names: the whole reply, or the only option that appears in it as a word.
+fn named_option(reply: &str, options: &[String]) -> Option<usize> {
+    let reply = reply
+        .trim()
+        .trim_matches(|c: char| c == '`' || c == '.' || c.is_whitespace());
+    if let Some(i) = options.iter().position(|o| o == reply) {
+        return Some(i);
+    }
+    let words: Vec<&str> = reply
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .collect();
+    let mut named = options
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| words.contains(&o.as_str()));
+    match (named.next(), named.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}
+
+impl<M: LanguageModel> LlmRanker<M> {
+    /// The fallback for backends that cannot score (remote servers): ask for the answer in a
+    /// reply and accept it only when it names exactly one candidate, with a reminder and up to
+    /// [`REPLY_TRIES`] replies.
+    fn choose_from_replies(
+        &mut self,
+        mut messages: Vec<Message>,
+        options: &[String],
+    ) -> Result<usize, RankerError> {
+        let sampling = Sampling {
+            max_tokens: 32,
+            stop: vec!["\n".into()],
+            ..Sampling::default()
+        };
+        let mut last = String::new();
+        for attempt in 0..REPLY_TRIES {
+            let reply = self
+                .model
+                .chat(
+                    &messages,
+                    &Sampling {
+                        seed: attempt as u64,
+                        ..sampling.clone()
+                    },
+                    None,
+                )
+                .map_err(|e| RankerError::Backend(e.to_string()))?
+                .text;
+            if let Some(i) = named_option(&reply, options) {
+                return Ok(i);
+            }
+            messages.push(Message::assistant(reply.clone()));
+            messages.push(Message::user(format!(
+                "Answer with exactly one of these NCodes and nothing else: {}",
+                options.join(", ")
+            )));
+            last = reply;
+        }
+        Err(RankerError::Backend(format!(
+            "no candidate named in {REPLY_TRIES} replies (the last: {:?})",
+            last.chars().take(120).collect::<String>()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_option;
+
+    #[test]
+    fn a_reply_names_a_candidate_exactly_or_not_at_all() {
+        let options: Vec<String> = ["012301", "330122", "0123"].map(String::from).to_vec();
+        assert_eq!(named_option(" `330122`.\n", &options), Some(1));
+        assert_eq!(named_option("0123", &options), Some(2));
+        assert_eq!(
+            named_option("I pick 012301 because it is deep", &options),
+            Some(0)
+        );
+        assert_eq!(named_option("012301 or 330122", &options), None);
+        assert_eq!(named_option("01230", &options), None);
+        assert_eq!(named_option("", &options), None);
     }
 }

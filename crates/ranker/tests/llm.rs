@@ -142,3 +142,42 @@ fn the_llm_ranker_always_picks_from_the_pool() {
     assert!(ranker.choose(&empty).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A backend that cannot score (an OpenAI-compatible server; here llama.cpp's server replayed
+/// from a recording) still ranks: the pick is read from its reply, exactly one candidate named.
+#[test]
+fn a_remote_backend_ranks_from_its_reply() {
+    use llm_local::openai::replay::{Recorded, ReplayServer};
+    use llm_local::openai::OpenAiModel;
+
+    let recorded = include_str!("../../llm-local/tests/fixtures/openai_llamacpp_server.json");
+    let responses: std::collections::BTreeMap<String, Recorded> =
+        serde_json::from_str(recorded).unwrap();
+    let server = ReplayServer::start(responses).unwrap();
+    let space = arch_space_like_nb201();
+    let history = [obs(&[3, 3, 3, 3, 3, 3], Some(0.9)), obs(&[0; 6], Some(0.1))];
+    let pool = ["120301", "333332", "001100"].map(|c| space.parse(c).unwrap());
+    let request = RankingRequest {
+        space: &space,
+        task: "NAS-Bench-201 cells on CIFAR-10",
+        history: &history,
+        candidates: &pool,
+    };
+    let model = OpenAiModel::connect(&format!("openai:{}#smollm2", server.base_url())).unwrap();
+    let mut ranker = LlmRanker::new(model);
+    // The recorded reply: "The best candidate is 333332. ... the highest score, which is 100%".
+    assert_eq!(ranker.choose(&request).unwrap(), 1);
+    assert_eq!(server.received().len(), 1, "named on the first reply");
+}
+
+/// Six positions of five operations, as NAS-Bench-201 (the ranker crate does not see arch-space).
+fn arch_space_like_nb201() -> SearchSpace {
+    let ops = ["none", "skip", "conv1x1", "conv3x3", "avgpool3x3"];
+    SearchSpace::new(
+        "nb201-like",
+        (0..6)
+            .map(|i| Dimension::labels(format!("edge{i}"), ops))
+            .collect(),
+    )
+    .unwrap()
+}

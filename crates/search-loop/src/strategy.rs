@@ -2,8 +2,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use candle_core::Device;
-use llm_local::runtime::source::{self, DEFAULT_MODEL};
-use llm_local::runtime::GgufModel;
+use llm_local::runtime::source::DEFAULT_MODEL;
+use llm_local::LanguageModel;
 use ranker::{LlmRanker, PromptStyle, RandomRanker, DEFAULT_MAX_HISTORY};
 
 use crate::strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution};
@@ -104,10 +104,10 @@ impl Strategy {
         })
     }
 
-    /// Resolves a model spec (a path, `hf:`, `pip:`) and loads the model on the CPU, as the LLM
-    /// strategies do.
-    pub fn load_model(spec: &str) -> Result<GgufModel, SearchError> {
-        Ok(GgufModel::load(&source::resolve(spec)?, &Device::Cpu)?)
+    /// Loads the model a spec names (a path, `hf:`, `pip:` on the CPU, or an `openai:` server),
+    /// as the LLM strategies do.
+    pub fn load_model(spec: &str) -> Result<Box<dyn LanguageModel + Send>, SearchError> {
+        Ok(llm_local::runtime::load_model(spec, &Device::Cpu)?)
     }
 }
 

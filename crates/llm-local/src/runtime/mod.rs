@@ -22,3 +22,21 @@ mod value;
 pub use model::GgufModel;
 pub use sampler::Sampler;
 pub use template::ChatTemplate;
+
+/// Loads the model a spec names: a GGUF file (a path, `hf:`, `pip:`) on `device`, or, with the
+/// `openai` feature, an OpenAI-compatible server (`openai:BASE_URL[#model]`).
+pub fn load_model(
+    spec: &str,
+    device: &candle_core::Device,
+) -> Result<Box<dyn crate::LanguageModel + Send>, crate::LlmError> {
+    if spec.trim_start().starts_with("openai:") {
+        #[cfg(feature = "openai")]
+        return Ok(Box::new(crate::openai::OpenAiModel::connect(spec.trim())?));
+        #[cfg(not(feature = "openai"))]
+        return Err(crate::LlmError::Load {
+            source_name: spec.to_string(),
+            reason: "this build has no OpenAI-compatible backend (enable the `openai` feature of llm-local)".into(),
+        });
+    }
+    Ok(Box::new(GgufModel::load(&source::resolve(spec)?, device)?))
+}

@@ -7,7 +7,7 @@ use llm_local::{LanguageModel, Message, Sampling};
 use crate::run::{Event, LlmCall, RunDir};
 use crate::SearchError;
 
-/// Renders `messages` with the model's chat template, completes them and records the call.
+/// Records the rendered prompt, asks the model to answer `messages` and records the call.
 /// A failing model is a recorded call with its error (`Ok((call, None))`); only a failing run
 /// directory is an `Err`.
 pub(crate) fn call_model(
@@ -34,7 +34,8 @@ pub(crate) fn call_model(
     let completed = match model.render_chat(messages, true) {
         Ok(prompt) => {
             run.write_text(&call.prompt_file, &prompt)?;
-            model.complete(&prompt, sampling, None)
+            // `chat`, not `complete(prompt)`: a remote backend applies its own template.
+            model.chat(messages, sampling, None)
         }
         Err(e) => Err(e),
     };

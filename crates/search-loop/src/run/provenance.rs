@@ -51,6 +51,17 @@ impl ModelProvenance {
             bytes,
         })
     }
+
+    /// A model served remotely (`openai:` specs): no file to hash.
+    pub fn remote(role: &str, spec: &str) -> Self {
+        ModelProvenance {
+            role: role.to_string(),
+            spec: spec.to_string(),
+            path: spec.to_string(),
+            sha256: "(served remotely)".to_string(),
+            bytes: 0,
+        }
+    }
 }
 
 /// Lower-case hex of `bytes`.
