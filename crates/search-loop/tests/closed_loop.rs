@@ -14,35 +14,8 @@ use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmE
 use llm_local::{Sampling, Timing, Usage};
 use search_loop::closed_loop::{run_closed_loop, LoopConfig, Roles, TrainerEvaluator};
 use search_loop::run::{Event, OutcomeStatus, Provenance, RunDir, EVENTS};
-use trainer::data::ImageSet;
+use trainer::data::synthetic::brightest_quadrant;
 use trainer::train::TrainConfig;
-
-/// 3x8x8 images whose class (0..4) is the brightest quadrant.
-fn quadrants(n: usize, seed: u32) -> ImageSet {
-    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        state
-    };
-    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let class = next() % 4;
-        for i in 0..3 * 64 {
-            let (y, x) = ((i % 64) / 8, i % 8);
-            let base = if (y / 4) * 2 + x / 4 == class {
-                150
-            } else {
-                60
-            };
-            pixels.push((base + next() % 80) as u8);
-        }
-        labels.push(class);
-    }
-    let classes = (0..4).map(|c| format!("q{c}")).collect();
-    ImageSet::new(pixels, labels, [3, 8, 8], classes).unwrap()
-}
 
 const START: &str =
     "Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), AvgPool2d(4), Flatten(), Linear(32, 4))";
@@ -57,8 +30,8 @@ fn evaluator() -> TrainerEvaluator {
         ..TrainConfig::proxy()
     };
     TrainerEvaluator::new(
-        quadrants(256, 1),
-        quadrants(64, 2),
+        brightest_quadrant(256, 1),
+        brightest_quadrant(64, 2),
         None,
         config,
         Device::Cpu,

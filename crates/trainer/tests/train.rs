@@ -1,36 +1,8 @@
 //! The training protocol: learning, determinism, and every failure as a status.
 
 use candle_core::Device;
-use trainer::data::ImageSet;
+use trainer::data::synthetic::brightest_quadrant;
 use trainer::train::{train_text, Splits, Status, TrainConfig};
-
-/// A learnable synthetic task: 3x8x8 images whose class (0..4) is the brightest quadrant.
-fn quadrants(n: usize, seed: u32) -> ImageSet {
-    let mut pixels = Vec::with_capacity(n * 3 * 64);
-    let mut labels = Vec::with_capacity(n);
-    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        state
-    };
-    for _ in 0..n {
-        let class = next() % 4;
-        for _channel in 0..3 {
-            for y in 0..8 {
-                for x in 0..8 {
-                    let quadrant = (y / 4) * 2 + x / 4;
-                    let base = if quadrant == class { 150 } else { 60 };
-                    pixels.push((base + next() % 80) as u8);
-                }
-            }
-        }
-        labels.push(class);
-    }
-    let classes = (0..4).map(|c| format!("q{c}")).collect();
-    ImageSet::new(pixels, labels, [3, 8, 8], classes).unwrap()
-}
 
 const SMALL_CNN: &str = "Sequential(Conv2d(3, 8, 3, padding=1), BatchNorm2d(8), ReLU(), MaxPool2d(2), Conv2d(8, 16, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(16, 4))";
 
@@ -46,7 +18,11 @@ fn config() -> TrainConfig {
 
 #[test]
 fn a_small_cnn_learns_and_reports_everything() {
-    let (train, val, test) = (quadrants(512, 1), quadrants(128, 2), quadrants(128, 3));
+    let (train, val, test) = (
+        brightest_quadrant(512, 1),
+        brightest_quadrant(128, 2),
+        brightest_quadrant(128, 3),
+    );
     let splits = Splits {
         train: &train,
         val: &val,
@@ -74,7 +50,7 @@ fn a_small_cnn_learns_and_reports_everything() {
 
 #[test]
 fn the_same_seed_gives_the_same_run() {
-    let (train, val) = (quadrants(256, 4), quadrants(64, 5));
+    let (train, val) = (brightest_quadrant(256, 4), brightest_quadrant(64, 5));
     let splits = Splits {
         train: &train,
         val: &val,
@@ -95,7 +71,7 @@ fn the_same_seed_gives_the_same_run() {
 
 #[test]
 fn failures_are_statuses_with_messages() {
-    let (train, val) = (quadrants(64, 6), quadrants(16, 7));
+    let (train, val) = (brightest_quadrant(64, 6), brightest_quadrant(16, 7));
     let splits = Splits {
         train: &train,
         val: &val,

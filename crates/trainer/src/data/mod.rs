@@ -31,6 +31,7 @@ mod cifar;
 mod folder;
 mod idx;
 mod set;
+pub mod synthetic;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
