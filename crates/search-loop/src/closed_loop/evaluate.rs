@@ -3,8 +3,9 @@
 use arch_space::lang::{InputSpec, Module};
 use candle_core::Device;
 use trainer::data::ImageSet;
-use trainer::train::{input_spec, train_module, Report, Splits, TrainConfig};
+use trainer::train::{input_spec, train_module, train_text, Report, Splits, TrainConfig};
 
+use super::worker::{EvalSetup, TaskError};
 use crate::run::Outcome;
 
 /// Trains (or otherwise scores) architectures for the closed loop.
@@ -43,6 +44,34 @@ impl TrainerEvaluator {
             device,
         }
     }
+
+    /// Loads and splits the data of `setup` and opens its device (what a worker does for each
+    /// task, and an in-process run once).
+    pub fn load(setup: &EvalSetup) -> Result<Self, TaskError> {
+        let device = trainer::device(&setup.device)?;
+        let (train, val, test) = setup.data.load()?;
+        Ok(Self::new(
+            train,
+            val,
+            Some(test),
+            setup.training.clone(),
+            device,
+        ))
+    }
+
+    /// The images it trains on, selects on and reports on.
+    pub fn splits(&self) -> Splits<'_> {
+        Splits {
+            train: &self.train,
+            val: &self.val,
+            test: self.test.as_ref(),
+        }
+    }
+
+    /// Parses architecture text and trains it (a parse error is a report with that status).
+    pub fn train_text(&self, text: &str) -> Report {
+        train_text(text, self.splits(), &self.config, &self.device)
+    }
 }
 
 impl Evaluator for TrainerEvaluator {
@@ -51,14 +80,9 @@ impl Evaluator for TrainerEvaluator {
     }
 
     fn evaluate(&mut self, module: &Module) -> (Outcome, Option<Report>) {
-        let splits = Splits {
-            train: &self.train,
-            val: &self.val,
-            test: self.test.as_ref(),
-        };
         // Tensors of the network and its optimizer are dropped when `train_module` returns, so
         // an accelerator's memory is free for the language model between candidates.
-        let report = train_module(module, splits, &self.config, &self.device);
+        let report = train_module(module, self.splits(), &self.config, &self.device);
         (Outcome::from_report(&report), Some(report))
     }
 }

@@ -10,11 +10,16 @@
 //! Nothing the LLM writes is executed: replies are parsed as the architecture language and
 //! checked statically; unparsable replies, shape errors, budget violations, duplicates,
 //! divergence, out-of-memory predictions, timeouts and backend errors are typed outcomes.
+//!
+//! Candidates train in the loop's process ([`TrainerEvaluator`]) or each in a `nas eval` worker
+//! process with hard time and memory limits ([`ProcessEvaluator`], tasks as files: [`worker`]).
 
 mod call;
 mod evaluate;
 mod memory;
+mod process;
 mod prompts;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -26,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub use evaluate::{Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
+pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
 pub use prompts::{generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt};
 
 use crate::run::{

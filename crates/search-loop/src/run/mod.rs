@@ -8,6 +8,7 @@
 //!   evaluations/000003.json   one record per finished evaluation (written atomically)
 //!   diagnoses/000003.json     the Prompt Improver's diagnosis of that evaluation
 //!   llm/000003-generator.prompt.txt, llm/000003-generator.reply.txt, ...
+//!   tasks/000002.json, tasks/000002.result.json   a worker's task and result (process evaluator)
 //!   best.arch, best.json, summary.json, report.md, plots/*.svg
 //! ```
 //!
@@ -263,7 +264,8 @@ impl RunDir {
     }
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), SearchError> {
+/// Writes `value` as pretty JSON to `path` atomically.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), SearchError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| error(path, e))?;
     text.push('\n');
     write_atomic(path, text.as_bytes())

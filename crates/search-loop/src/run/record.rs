@@ -19,7 +19,7 @@ pub enum OutcomeStatus {
     Unsupported,
     /// The loss became NaN or infinite.
     Divergence,
-    /// The predicted training memory exceeds the limit.
+    /// The predicted training memory exceeds the limit, or the worker process ran out of memory.
     Oom,
     /// The per-candidate time limit was reached.
     Timeout,
@@ -27,6 +27,8 @@ pub enum OutcomeStatus {
     Data,
     /// The same architecture (by normalised hash) was evaluated before.
     Duplicate,
+    /// The evaluation's worker process failed without a result (an error exit or a crash).
+    Crash,
 }
 
 impl OutcomeStatus {
@@ -43,6 +45,7 @@ impl OutcomeStatus {
             OutcomeStatus::Timeout => "timeout",
             OutcomeStatus::Data => "data",
             OutcomeStatus::Duplicate => "duplicate",
+            OutcomeStatus::Crash => "crash",
         }
     }
 }

@@ -1,0 +1,279 @@
+//! The evaluation worker (`nas eval`) and the process evaluator: real training in a child
+//! process on a small CIFAR-10 binary dataset, the same numbers as in-process training, and every
+//! other end of a worker (out of memory, killed at its time limit, crashed, an unreadable task)
+//! an outcome or a clear error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nas_rs::arch_space::lang::{parse, Module};
+use nas_rs::search_loop::closed_loop::worker::{
+    run_task, DataSpec, EvalSetup, EvalTask, TaskResult,
+};
+use nas_rs::search_loop::closed_loop::{
+    Evaluator, ProcessEvaluator, TrainerEvaluator, WorkerOptions,
+};
+use nas_rs::search_loop::run::OutcomeStatus;
+use nas_rs::trainer::train::{Status, TrainConfig};
+
+const NAS: &str = env!("CARGO_BIN_EXE_nas");
+
+const TINY: &str = "Sequential(Conv2d(3, 4, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), \
+                    Flatten(), Linear(4, 10))";
+
+/// About 160 MB of peak memory for a batch of 8 (its second convolution's buffers alone exceed
+/// 64 MB); 10 s of training here.
+const WIDE: &str =
+    "Sequential(Conv2d(3, 256, 3, padding=1), ReLU(), Conv2d(256, 256, 3, padding=1), \
+                    ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(256, 10))";
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("nas-rs-eval-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CIFAR-10 in its binary format under `root/cifar-10-batches-bin`: five training batches and
+/// a test batch of 8 images each.
+fn write_cifar10(root: &Path) -> PathBuf {
+    let dir = root.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = (1..=5)
+        .map(|b| format!("data_batch_{b}.bin"))
+        .chain(["test_batch.bin".to_string()]);
+    for (f, name) in files.enumerate() {
+        let mut bytes = Vec::new();
+        for i in 8 * f..8 * f + 8 {
+            bytes.push((i % 10) as u8);
+            bytes.extend((0..3072).map(|k| ((k * 7 + i * 31) % 256) as u8));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    root.to_path_buf()
+}
+
+/// The setup of every test: 32 training and 8 validation images of `data`, on the CPU.
+fn setup(data: &Path, training: TrainConfig) -> EvalSetup {
+    EvalSetup {
+        data: DataSpec {
+            path: data.to_path_buf(),
+            dataset: None,
+            val_size: Some(8),
+            limit_train: None,
+            seed: 0,
+        },
+        training,
+        device: "cpu".into(),
+    }
+}
+
+fn quick() -> TrainConfig {
+    TrainConfig {
+        batch_size: 8,
+        augment: false,
+        ..TrainConfig::proxy()
+    }
+}
+
+/// `text` checked for CIFAR-10's input, lazy widths resolved (what the loop evaluates).
+fn checked(evaluator: &dyn Evaluator, text: &str) -> Module {
+    let program = parse(text).unwrap();
+    program.check(&evaluator.input()).unwrap().resolved
+}
+
+fn nas(args: &[&str]) -> Output {
+    Command::new(NAS)
+        .args(args)
+        .output()
+        .expect("the nas binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn nas_eval_trains_a_task_as_in_process_training_does() {
+    let tmp = TempDir::new("worker");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let run = tmp.path().join("run");
+    let task = EvalTask {
+        architecture: TINY.into(),
+        setup: setup(&data, quick()),
+    };
+    task.write(&run, "t-1").unwrap();
+
+    let output = nas(&["eval", "--run-dir", run.to_str().unwrap(), "--task", "t-1"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed = PathBuf::from(text(&output.stdout).trim());
+    assert_eq!(printed, run.join("tasks/t-1.result.json"));
+    let result = TaskResult::read(&run, "t-1").unwrap();
+    assert_eq!(result.report.status, Status::Ok, "{:?}", result.report);
+    assert_eq!(result.report.steps, 4);
+    assert!(result.load_seconds >= 0.0);
+
+    // The worker is the in-process code: the same numbers.
+    let in_process = run_task(&task).unwrap().report;
+    assert_eq!(result.report.val_acc, in_process.val_acc);
+    assert_eq!(result.report.test_acc, in_process.test_acc);
+    // (JSON keeps every digit; serde_json's fast float parser may read the last bit differently.)
+    assert_eq!(result.report.loss_curve.len(), in_process.loss_curve.len());
+    for (a, b) in result.report.loss_curve.iter().zip(&in_process.loss_curve) {
+        assert!((a - b).abs() <= 1e-12 * b.abs(), "{a} {b}");
+    }
+
+    // Rewriting a task removes the result of the earlier one.
+    task.write(&run, "t-1").unwrap();
+    assert!(!printed.exists());
+}
+
+#[test]
+fn the_process_evaluator_trains_in_a_worker_and_numbers_its_tasks() {
+    let tmp = TempDir::new("process");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let run = tmp.path().join("run");
+    let setup = setup(&data, quick());
+    let mut in_process = TrainerEvaluator::load(&setup).unwrap();
+    let module = checked(&in_process, TINY);
+    let (expected, _) = in_process.evaluate(&module);
+
+    let options = WorkerOptions {
+        timeout: Some(Duration::from_secs(120)),
+        ..WorkerOptions::new(NAS)
+    };
+    let mut process = ProcessEvaluator::new(setup, in_process.input(), &run, options.clone());
+    assert_eq!(process.input(), in_process.input());
+    let (outcome, report) = process.evaluate(&module);
+    assert_eq!(outcome.status, OutcomeStatus::Ok, "{outcome:?}");
+    assert_eq!(outcome.val_acc, expected.val_acc);
+    assert_eq!(outcome.test_acc, expected.test_acc);
+    assert_eq!(report.map(|r| r.steps), Some(4));
+    let task = EvalTask::read(&run, "000000").unwrap();
+    assert_eq!(parse(&task.architecture).unwrap().module, module);
+
+    // A second evaluator on the same run (a resumed run) continues the numbering.
+    let setup = task.setup;
+    let mut resumed = ProcessEvaluator::new(setup, in_process.input(), &run, options);
+    let (outcome, _) = resumed.evaluate(&module);
+    assert_eq!(outcome.status, OutcomeStatus::Ok, "{outcome:?}");
+    assert!(run.join("tasks/000001.result.json").is_file());
+}
+
+#[test]
+fn a_worker_out_of_memory_is_recorded_as_oom() {
+    let tmp = TempDir::new("oom");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let setup = setup(&data, quick());
+    let input = TrainerEvaluator::load(&setup).unwrap().input();
+    let options = WorkerOptions {
+        timeout: Some(Duration::from_secs(120)),
+        memory_limit: Some(64 << 20),
+        ..WorkerOptions::new(NAS)
+    };
+    let mut process = ProcessEvaluator::new(setup, input, tmp.path(), options);
+    let started = Instant::now();
+    let (outcome, report) = process.evaluate(&parse(WIDE).unwrap().module);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.status, OutcomeStatus::Oom, "{outcome:?}");
+    assert!(report.is_none());
+    let message = outcome.message.unwrap();
+    assert!(message.contains("out of memory"), "{message}");
+    assert!(message.contains("limit 67108864 bytes"), "{message}");
+}
+
+#[test]
+fn a_worker_past_its_time_limit_is_killed_and_recorded_as_timeout() {
+    let tmp = TempDir::new("timeout");
+    let data = write_cifar10(&tmp.path().join("data"));
+    // A million epochs: only the kill ends it.
+    let forever = TrainConfig {
+        epochs: 1_000_000,
+        ..quick()
+    };
+    let setup = setup(&data, forever);
+    let input = TrainerEvaluator::load(&setup).unwrap().input();
+    let options = WorkerOptions {
+        timeout: Some(Duration::from_millis(1500)),
+        ..WorkerOptions::new(NAS)
+    };
+    let mut process = ProcessEvaluator::new(setup, input, tmp.path(), options);
+    let started = Instant::now();
+    let (outcome, report) = process.evaluate(&parse(TINY).unwrap().module);
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(outcome.status, OutcomeStatus::Timeout, "{outcome:?}");
+    assert!(report.is_none());
+    assert!((1.5..10.0).contains(&seconds), "{seconds} s");
+    let message = outcome.message.unwrap();
+    assert!(message.contains("killed after"), "{message}");
+}
+
+#[test]
+fn a_failing_worker_is_a_crash_with_its_error() {
+    let tmp = TempDir::new("crash");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let good = setup(&data, quick());
+    let input = TrainerEvaluator::load(&good).unwrap().input();
+    let module = parse(TINY).unwrap().module;
+
+    // The data went away after the loop started: the worker exits with its error.
+    let mut gone = good.clone();
+    gone.data.path = tmp.path().join("missing");
+    let mut process = ProcessEvaluator::new(gone, input, tmp.path(), WorkerOptions::new(NAS));
+    let (outcome, _) = process.evaluate(&module);
+    assert_eq!(outcome.status, OutcomeStatus::Crash, "{outcome:?}");
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("exit status: 1") && message.contains("error: cannot read"),
+        "{message}"
+    );
+
+    // A worker that cannot be started.
+    let options = WorkerOptions::new(tmp.path().join("no-such-nas"));
+    let mut process = ProcessEvaluator::new(good, input, tmp.path(), options);
+    let (outcome, _) = process.evaluate(&module);
+    assert_eq!(outcome.status, OutcomeStatus::Crash, "{outcome:?}");
+    assert!(outcome.message.unwrap().contains("cannot run the worker"));
+}
+
+#[test]
+fn an_unreadable_task_is_a_clear_error() {
+    let tmp = TempDir::new("corrupt");
+    let run = tmp.path().to_str().unwrap();
+    std::fs::create_dir_all(tmp.path().join("tasks")).unwrap();
+    std::fs::write(tmp.path().join("tasks/bad.json"), "{\"architecture\": ").unwrap();
+    let cases = [
+        ("bad", "bad.json: not an evaluation task: EOF while parsing"),
+        ("none", "none.json: No such file or directory"),
+        ("../x", "invalid task id `../x`"),
+    ];
+    for (task, expected) in cases {
+        let output = nas(&["eval", "--run-dir", run, "--task", task]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = text(&output.stderr);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    assert!(!tmp.path().join("tasks/bad.result.json").exists());
+}
