@@ -11,8 +11,9 @@
 //! * The request and response types: [`Message`], [`Completion`] (with [`Usage`] and [`Timing`]),
 //!   [`ContinuationScore`], [`Chosen`].
 //!
-//! The candle runtime for GGUF files sits in [`runtime`], behind the default-on `runtime` feature
-//! (depend with `default-features = false` for the contract alone). An OpenAI-compatible HTTP
+//! The candle runtime for GGUF files (llama, qwen2, qwen3 and gemma3 models, held against
+//! llama.cpp) sits in [`runtime`], behind the default-on `runtime` feature (depend with
+//! `default-features = false` for the contract alone). An OpenAI-compatible HTTP
 //! backend (llama.cpp's server, vLLM, Ollama) sits in `openai`, behind the `openai` feature,
 //! which needs no tensor library.
 

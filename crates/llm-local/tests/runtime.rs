@@ -162,12 +162,22 @@ fn choose_always_returns_one_of_the_options() {
 
 #[test]
 fn unsupported_architectures_are_refused_clearly() {
-    let path = tiny(Architecture::Gemma3, "gemma");
+    use llm_local::runtime::test_gguf::{tiny_model_parts, write_parts};
+    let (mut md, tensors) =
+        tiny_model_parts(Architecture::Llama, &TinyModelOptions::default()).unwrap();
+    for (k, v) in &mut md {
+        if k == "general.architecture" {
+            *v = candle_core::quantized::gguf_file::Value::String("mamba".into());
+        }
+    }
+    let path = tiny(Architecture::Llama, "mamba");
+    write_parts(&path, &md, &tensors).unwrap();
     let err = GgufModel::load(&path, &Device::Cpu)
         .err()
-        .expect("gemma3 is not run yet");
+        .expect("mamba is not supported");
     assert!(
-        err.to_string().contains("llama and qwen2 are supported"),
+        err.to_string()
+            .contains("unsupported architecture `mamba`; supported: llama, qwen2, qwen3, gemma3"),
         "{err}"
     );
 }

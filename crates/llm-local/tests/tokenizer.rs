@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
-use common::TempDir;
+use common::{gemma_path, TempDir};
 use llm_local::runtime::tokenizer::Tokenizer;
 use llm_local::LlmError;
 use serde_json::Value as Json;
@@ -49,27 +49,6 @@ fn ids(value: &Json) -> Vec<u32> {
         .iter()
         .map(|v| v.as_u64().expect("id") as u32)
         .collect()
-}
-
-/// The fetched Gemma-3 file, or `None` (with a message) when it is absent and allowed to be.
-fn gemma_path() -> Option<PathBuf> {
-    let dir = std::env::var_os("GGUF_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/gguf")))?;
-    let path = dir.join("gemma3-270m.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    let message = format!(
-        "{} is absent: run ../shared/tools/fetch-gguf.sh gemma3-270m",
-        path.display()
-    );
-    assert!(
-        std::env::var("NAS_REQUIRE_INTEGRATION").as_deref() != Ok("1"),
-        "{message}"
-    );
-    eprintln!("skipping the Gemma-3 tokenizer test: {message}");
-    None
 }
 
 /// FNV-1a over `(u32 length, bytes)` of every piece, as the reference script computes it.

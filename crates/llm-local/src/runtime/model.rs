@@ -9,7 +9,7 @@ use super::gguf::{Architecture, GgufFile};
 use super::sampler::Sampler;
 use super::template::{ChatTemplate, CHATML, GEMMA, LLAMA3};
 use super::tokenizer::Tokenizer;
-use super::transformer::{log_probs, Config, RopeStyle, TensorSource, Transformer};
+use super::transformer::{log_probs, Config, TensorSource, Transformer};
 use crate::{
     Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message, Sampling,
     Timing, Usage,
@@ -40,32 +40,7 @@ impl GgufModel {
             source_name: path.display().to_string(),
             reason,
         };
-        let rope_style = match file.architecture() {
-            Architecture::Llama => RopeStyle::Interleaved,
-            Architecture::Qwen2 => RopeStyle::Halves,
-            other => {
-                return Err(load_err(format!(
-                "the runtime does not run `{other:?}` models yet (llama and qwen2 are supported)"
-            )))
-            }
-        };
-        let arch = file.architecture_name().to_string();
-        let key = |k: &str| format!("{arch}.{k}");
-        let heads = file.u32(&key("attention.head_count"))? as usize;
-        let config = Config {
-            embedding: file.u32(&key("embedding_length"))? as usize,
-            layers: file.u32(&key("block_count"))? as usize,
-            heads,
-            kv_heads: file
-                .u32(&key("attention.head_count_kv"))
-                .map_or(heads, |v| v as usize),
-            rms_eps: file
-                .f32(&key("attention.layer_norm_rms_epsilon"))
-                .map_or(1e-5, f64::from),
-            rope_base: file.f32(&key("rope.freq_base")).unwrap_or(10_000.0),
-            rope_style,
-            context_length: file.context_length().unwrap_or(4096),
-        };
+        let config = Config::from_gguf(&file)?;
         let tokenizer = Tokenizer::from_model_path(path, file.content())?;
         let piece = |id: Option<u32>| {
             id.map(|i| String::from_utf8_lossy(&tokenizer.token_bytes(i)).into_owned())

@@ -49,8 +49,13 @@ pub struct TinyModelOptions {
     pub layers: usize,
     /// Hidden size.
     pub embedding: usize,
-    /// Attention heads (head size is `embedding / heads`).
+    /// Attention heads.
     pub heads: usize,
+    /// Head size (`None`: `embedding / heads`); written as `attention.key_length` for qwen3 and
+    /// gemma3, whose query width `heads * head_dim` may differ from `embedding`.
+    pub head_dim: Option<usize>,
+    /// gemma3's `attention.sliding_window` (every 6th layer is global, as in llama.cpp).
+    pub sliding_window: usize,
     /// Key/value heads (grouped-query attention when fewer than `heads`).
     pub kv_heads: usize,
     /// Hidden size of the feed-forward block.
@@ -73,6 +78,8 @@ impl Default for TinyModelOptions {
             layers: 2,
             embedding: 64,
             heads: 4,
+            head_dim: None,
+            sliding_window: 128,
             kv_heads: 2,
             feed_forward: 128,
             context_length: 512,
@@ -174,9 +181,13 @@ pub fn tiny_model_parts(
         source_name: format!("tiny {arch} model"),
         reason,
     };
+    let own_head_dim = matches!(arch, Architecture::Qwen3 | Architecture::Gemma3);
+    if o.head_dim.is_some() && !own_head_dim {
+        return Err(bad(format!("{arch} has no head size of its own")));
+    }
     if o.heads == 0
         || o.kv_heads == 0
-        || !o.embedding.is_multiple_of(o.heads)
+        || (o.head_dim.is_none() && !o.embedding.is_multiple_of(o.heads))
         || !o.heads.is_multiple_of(o.kv_heads)
     {
         return Err(bad(format!(
@@ -184,8 +195,8 @@ pub fn tiny_model_parts(
             o.embedding, o.heads, o.kv_heads
         )));
     }
-    let head_dim = o.embedding / o.heads;
-    if !head_dim.is_multiple_of(2) {
+    let head_dim = o.head_dim.unwrap_or(o.embedding / o.heads);
+    if head_dim == 0 || !head_dim.is_multiple_of(2) {
         return Err(bad(format!(
             "the head size {head_dim} must be even (rotary embeddings)"
         )));
@@ -238,9 +249,9 @@ pub fn tiny_model_parts(
             if arch == Architecture::Gemma3 {
                 md.push((
                     format!("{a}.attention.sliding_window"),
-                    u32v(o.context_length.min(128)),
+                    u32v(o.sliding_window),
                 ));
-                md.push((format!("{a}.rope.local_freq_base"), Value::F32(10_000.0)));
+                md.push((format!("{a}.rope.freq_base_swa"), Value::F32(20_000.0)));
             }
         }
     }
@@ -294,13 +305,23 @@ pub fn tiny_model_parts(
         ));
         Ok::<(), LlmError>(())
     };
-    let ones = |n: usize| vec![1.0f32; n];
+    // Norm weights near 1 (as Gemma's `1 + w` is stored), distinct so that a misplaced norm shows.
+    let mut norm_rng = SplitMix(o.seed ^ 0x6E6F_726D);
+    let mut norm_weights = |n: usize| {
+        (0..n)
+            .map(|_| 1.0 + norm_rng.uniform(0.25))
+            .collect::<Vec<f32>>()
+    };
     let (e, f) = (o.embedding, o.feed_forward);
     let in_scale = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
     matrix(&mut tensors, "token_embd.weight".into(), n_vocab, e, 1.0)?;
     for i in 0..o.layers {
         let p = format!("blk.{i}");
-        vector(&mut tensors, format!("{p}.attn_norm.weight"), ones(e))?;
+        vector(
+            &mut tensors,
+            format!("{p}.attn_norm.weight"),
+            norm_weights(e),
+        )?;
         matrix(
             &mut tensors,
             format!("{p}.attn_q.weight"),
@@ -331,12 +352,12 @@ pub fn tiny_model_parts(
             vector(
                 &mut tensors,
                 format!("{p}.attn_q_norm.weight"),
-                ones(head_dim),
+                norm_weights(head_dim),
             )?;
             vector(
                 &mut tensors,
                 format!("{p}.attn_k_norm.weight"),
-                ones(head_dim),
+                norm_weights(head_dim),
             )?;
         }
         matrix(
@@ -350,10 +371,14 @@ pub fn tiny_model_parts(
             vector(
                 &mut tensors,
                 format!("{p}.post_attention_norm.weight"),
-                ones(e),
+                norm_weights(e),
             )?;
         }
-        vector(&mut tensors, format!("{p}.ffn_norm.weight"), ones(e))?;
+        vector(
+            &mut tensors,
+            format!("{p}.ffn_norm.weight"),
+            norm_weights(e),
+        )?;
         matrix(
             &mut tensors,
             format!("{p}.ffn_gate.weight"),
@@ -376,10 +401,14 @@ pub fn tiny_model_parts(
             in_scale(f),
         )?;
         if arch == Architecture::Gemma3 {
-            vector(&mut tensors, format!("{p}.post_ffw_norm.weight"), ones(e))?;
+            vector(
+                &mut tensors,
+                format!("{p}.post_ffw_norm.weight"),
+                norm_weights(e),
+            )?;
         }
     }
-    vector(&mut tensors, "output_norm.weight".into(), ones(e))?;
+    vector(&mut tensors, "output_norm.weight".into(), norm_weights(e))?;
     if !o.tied_embeddings {
         matrix(
             &mut tensors,
@@ -418,4 +447,34 @@ pub fn write_tiny_model(
 ) -> Result<(), LlmError> {
     let (md, tensors) = tiny_model_parts(arch, options)?;
     write_parts(path, &md, &tensors)
+}
+
+/// The tiny models whose logits `scripts/llamacpp_logits_reference.py` records from llama.cpp
+/// (`crates/llm-local/tests/fixtures/logits/`): a file name, its architecture and its options.
+/// f32 weights, so that llama.cpp and our runtime should agree to rounding; head sizes of their
+/// own; gemma3 with six layers and a window of 4, so that local and global layers both act on
+/// a dozen tokens.
+pub fn reference_models() -> Vec<(&'static str, Architecture, TinyModelOptions)> {
+    let base = TinyModelOptions {
+        seed: 3,
+        dtype: GgmlDType::F32,
+        head_dim: Some(32),
+        context_length: 64,
+        chat_template: None,
+        ..TinyModelOptions::default()
+    };
+    vec![
+        ("tiny-qwen3", Architecture::Qwen3, base.clone()),
+        (
+            "tiny-gemma3",
+            Architecture::Gemma3,
+            TinyModelOptions {
+                layers: 6,
+                kv_heads: 1,
+                sliding_window: 4,
+                tied_embeddings: true,
+                ..base
+            },
+        ),
+    ]
 }

@@ -1,175 +1,87 @@
-//! Our own forward pass for the llama family (llama, qwen2) on quantized GGUF weights.
+//! Our own forward pass for llama, qwen2, qwen3 and gemma3 on quantized GGUF weights.
 //!
 //! candle-transformers' quantized models return only the last position's logits and keep their
 //! KV cache private. Scoring continuations needs the logits of every position, and prefix reuse
 //! needs a cache that can be cut back to a common prefix; this module provides both. Weights stay
-//! quantized (`QMatMul`); activations are f32.
+//! quantized (`QMatMul`, token embeddings included: rows are dequantized on lookup); activations
+//! are f32. The four families share one block, whose optional parts the [`Config`] switches on,
+//! following llama.cpp's graphs:
+//!
+//! * llama, qwen2: RMSNorm, attention (qwen2 with q/k/v biases), SiLU-gated feed-forward;
+//! * qwen3: qwen2 without biases, with per-head RMSNorm of queries and keys and a head size of
+//!   its own (`attention.key_length`);
+//! * gemma3: embeddings scaled by `sqrt(width)`, per-head q/k norms, norms after attention and
+//!   feed-forward too, GELU (tanh)-gated feed-forward, sliding-window attention with its own RoPE
+//!   base on the local layers. GGUF files already store Gemma's norm weights as `1 + w`
+//!   (llama.cpp's converter adds the 1), so every norm is a plain RMSNorm.
+//!
+//! * [`config`]: the hyper-parameters from the GGUF metadata;
+//! * [`weights`]: the tensors, by llama.cpp's names;
+//! * [`attention`]: masks, rotary tables and grouped-query attention over the cache.
 
-use candle_core::quantized::{gguf_file, QMatMul};
+pub mod attention;
+pub mod config;
+pub mod weights;
+
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
-/// How rotary embeddings pair dimensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RopeStyle {
-    /// Adjacent pairs (llama.cpp's "normal" mode; GGUF llama weights are permuted for it).
-    Interleaved,
-    /// First half with second half (llama.cpp's "neox" mode; qwen2).
-    Halves,
-}
+pub use config::{Activation, Config, Rope, RopeStyle, SlidingWindow};
+pub use weights::TensorSource;
 
-/// Hyper-parameters read from the GGUF metadata.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Width of the residual stream.
-    pub embedding: usize,
-    /// Decoder blocks.
-    pub layers: usize,
-    /// Query heads.
-    pub heads: usize,
-    /// Key/value heads (grouped-query attention).
-    pub kv_heads: usize,
-    /// RMSNorm epsilon.
-    pub rms_eps: f64,
-    /// RoPE base frequency.
-    pub rope_base: f32,
-    /// RoPE pairing.
-    pub rope_style: RopeStyle,
-    /// Longest sequence the model was trained for.
-    pub context_length: usize,
-}
-
-impl Config {
-    fn head_dim(&self) -> usize {
-        self.embedding / self.heads
-    }
-}
-
-struct Linear {
-    weight: QMatMul,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
-    }
-}
-
-struct Block {
-    attn_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    ffn_norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
-}
+use attention::{causal_mask, RopeTable};
+use weights::{Block, Weights};
 
 /// A decoder-only transformer with an explicit, truncatable KV cache.
 pub struct Transformer {
     config: Config,
-    embeddings: Tensor,
-    blocks: Vec<Block>,
-    norm: Tensor,
-    output: QMatMul,
-    cos: Tensor,
-    sin: Tensor,
+    weights: Weights,
+    /// Rotary tables of the global layers.
+    rope: RopeTable,
+    /// Rotary tables of the local (sliding-window) layers, when they differ.
+    local_rope: Option<RopeTable>,
     /// Per block: keys and values `[1, kv_heads, cached, head_dim]`.
     cache: Vec<Option<(Tensor, Tensor)>>,
     device: Device,
 }
 
-/// Reads tensors of one GGUF file.
-pub struct TensorSource<'a, R> {
-    /// The parsed header.
-    pub content: &'a gguf_file::Content,
-    /// The file.
-    pub reader: &'a mut R,
-    /// Where tensors go.
-    pub device: &'a Device,
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    candle_nn::ops::rms_norm(x, weight, eps as f32)
 }
 
-impl<R: std::io::Read + std::io::Seek> TensorSource<'_, R> {
-    fn has(&self, name: &str) -> bool {
-        self.content.tensor_infos.contains_key(name)
-    }
-
-    fn dense(&mut self, name: &str) -> Result<Tensor> {
-        self.content
-            .tensor(self.reader, name, self.device)?
-            .dequantize(self.device)
-    }
-
-    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
-        QMatMul::from_qtensor(self.content.tensor(self.reader, name, self.device)?)
-    }
-
-    fn linear(&mut self, prefix: &str) -> Result<Linear> {
-        let bias_name = format!("{prefix}.bias");
-        let bias = if self.has(&bias_name) {
-            Some(self.dense(&bias_name)?)
-        } else {
-            None
-        };
-        Ok(Linear {
-            weight: self.matmul(&format!("{prefix}.weight"))?,
-            bias,
-        })
+/// `rms_norm(x, weight)` where the architecture has that norm, else `x`.
+fn maybe_norm(x: Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    match weight {
+        Some(w) => rms_norm(&x, w, eps),
+        None => Ok(x),
     }
 }
 
 impl Transformer {
-    /// Loads the weights named as llama.cpp names them (`token_embd`, `blk.N.attn_q`, ...); the
-    /// output projection falls back to the token embeddings when the file ties them.
+    /// Loads the weights of a model described by `config` (see [`weights`] for the names).
     pub fn load<R: std::io::Read + std::io::Seek>(
         config: Config,
         src: &mut TensorSource<'_, R>,
     ) -> Result<Self> {
-        let embeddings = src.dense("token_embd.weight")?;
-        let mut blocks = Vec::with_capacity(config.layers);
-        for i in 0..config.layers {
-            let p = |n: &str| format!("blk.{i}.{n}");
-            blocks.push(Block {
-                attn_norm: src.dense(&p("attn_norm.weight"))?,
-                q: src.linear(&p("attn_q"))?,
-                k: src.linear(&p("attn_k"))?,
-                v: src.linear(&p("attn_v"))?,
-                o: src.linear(&p("attn_output"))?,
-                ffn_norm: src.dense(&p("ffn_norm.weight"))?,
-                gate: src.linear(&p("ffn_gate"))?,
-                up: src.linear(&p("ffn_up"))?,
-                down: src.linear(&p("ffn_down"))?,
-            });
-        }
-        let norm = src.dense("output_norm.weight")?;
-        let output = if src.has("output.weight") {
-            src.matmul("output.weight")?
-        } else {
-            QMatMul::from_qtensor(src.content.tensor(
-                src.reader,
-                "token_embd.weight",
-                src.device,
-            )?)?
+        let weights = Weights::load(&config, src)?;
+        let rope = RopeTable::new(&config, config.rope, src.device)?;
+        let local_rope = match &config.sliding_window {
+            Some(w) if w.rope != config.rope => Some(RopeTable::new(&config, w.rope, src.device)?),
+            _ => None,
         };
-        let (cos, sin) = rope_tables(&config, src.device)?;
         let layers = config.layers;
         Ok(Transformer {
             config,
-            embeddings,
-            blocks,
-            norm,
-            output,
-            cos,
-            sin,
+            weights,
+            rope,
+            local_rope,
             cache: vec![None; layers],
             device: src.device.clone(),
         })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Tokens held in the KV cache.
@@ -204,35 +116,56 @@ impl Transformer {
     pub fn forward(&mut self, tokens: &[u32], n_logits: usize) -> Result<Tensor> {
         let start = self.cached();
         let len = tokens.len();
-        if start + len > self.config.context_length {
+        let c = &self.config;
+        if start + len > c.context_length {
             candle_core::bail!(
                 "{} tokens exceed the context length {}",
                 start + len,
-                self.config.context_length
+                c.context_length
             );
         }
         let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embeddings.index_select(&ids, 0)?.unsqueeze(0)?;
-        let mask = causal_mask(len, start, &self.device)?;
-        for i in 0..self.blocks.len() {
-            let h = candle_nn::ops::rms_norm(
-                &x,
-                &self.blocks[i].attn_norm,
-                self.config.rms_eps as f32,
-            )?;
-            let attn = self.attention(i, &h, start, mask.as_ref())?;
-            x = (x + attn)?;
-            let block = &self.blocks[i];
-            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, self.config.rms_eps as f32)?;
-            let mlp = block
-                .down
-                .forward(&(block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?)?;
-            x = (x + mlp)?;
+        let mut x = self.weights.embeddings.embedding(&ids)?.unsqueeze(0)?;
+        if let Some(scale) = c.embedding_scale {
+            x = (x * f64::from(scale))?;
+        }
+        let mask = causal_mask(len, start, None, &self.device)?;
+        let local_mask = match &c.sliding_window {
+            Some(w) => causal_mask(len, start, Some(w.window), &self.device)?,
+            None => None,
+        };
+        let eps = c.rms_eps;
+        for i in 0..self.weights.blocks.len() {
+            let local = self.config.is_local(i);
+            let h = rms_norm(&x, &self.weights.blocks[i].attn_norm, eps)?;
+            let attn = self.attention(i, &h, start, if local { &local_mask } else { &mask })?;
+            let block = &self.weights.blocks[i];
+            x = (x + maybe_norm(attn, block.post_attn_norm.as_ref(), eps)?)?;
+            let h = rms_norm(&x, &block.ffn_norm, eps)?;
+            let ffn = self.feed_forward(block, &h)?;
+            x = (x + maybe_norm(ffn, block.post_ffn_norm.as_ref(), eps)?)?;
         }
         let n = n_logits.clamp(1, len);
-        let last = x.narrow(1, len - n, n)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.norm, self.config.rms_eps as f32)?;
-        self.output.forward(&last)?.squeeze(0)?.to_dtype(DType::F32)
+        let last = rms_norm(&x.narrow(1, len - n, n)?, &self.weights.norm, eps)?;
+        let logits = self
+            .weights
+            .output
+            .forward(&last)?
+            .squeeze(0)?
+            .to_dtype(DType::F32)?;
+        match self.config.final_logit_softcap {
+            Some(cap) => (logits / f64::from(cap))?.tanh()? * f64::from(cap),
+            None => Ok(logits),
+        }
+    }
+
+    fn feed_forward(&self, block: &Block, x: &Tensor) -> Result<Tensor> {
+        let gate = block.gate.forward(x)?;
+        let gate = match self.config.activation {
+            Activation::Silu => gate.silu()?,
+            Activation::GeluTanh => gate.gelu()?,
+        };
+        block.down.forward(&(gate * block.up.forward(x)?)?)
     }
 
     fn attention(
@@ -240,85 +173,36 @@ impl Transformer {
         i: usize,
         x: &Tensor,
         start: usize,
-        mask: Option<&Tensor>,
+        mask: &Option<Tensor>,
     ) -> Result<Tensor> {
         let c = &self.config;
-        let (hd, len) = (c.head_dim(), x.dim(1)?);
-        let block = &self.blocks[i];
-        let heads = |t: Tensor, n: usize| t.reshape((1, len, n, hd))?.transpose(1, 2)?.contiguous();
-        let q = heads(block.q.forward(x)?, c.heads)?;
-        let k = heads(block.k.forward(x)?, c.kv_heads)?;
-        let v = heads(block.v.forward(x)?, c.kv_heads)?;
-        let cos = self.cos.narrow(0, start, len)?;
-        let sin = self.sin.narrow(0, start, len)?;
-        let rope = |t: &Tensor| match c.rope_style {
-            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(t, &cos, &sin),
-            RopeStyle::Halves => candle_nn::rotary_emb::rope(t, &cos, &sin),
+        let (hd, len, eps) = (c.head_dim, x.dim(1)?, c.rms_eps);
+        let block = &self.weights.blocks[i];
+        let heads = |t: Tensor, n: usize, norm: Option<&Tensor>| {
+            let t = maybe_norm(t.reshape((1, len, n, hd))?, norm, eps)?;
+            t.transpose(1, 2)?.contiguous()
         };
-        let (q, k) = (rope(&q)?, rope(&k)?);
+        let q = heads(block.q.forward(x)?, c.heads, block.q_norm.as_ref())?;
+        let k = heads(block.k.forward(x)?, c.kv_heads, block.k_norm.as_ref())?;
+        let v = heads(block.v.forward(x)?, c.kv_heads, None)?;
+        let rope = match &self.local_rope {
+            Some(local) if c.is_local(i) => local,
+            _ => &self.rope,
+        };
+        let (q, k) = (
+            rope.apply(&q, start, c.rope_style)?,
+            rope.apply(&k, start, c.rope_style)?,
+        );
         let (k, v) = match &self.cache[i] {
             Some((ck, cv)) => (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?),
             None => (k, v),
         };
         self.cache[i] = Some((k.clone(), v.clone()));
-        let group = c.heads / c.kv_heads;
-        let repeat = |t: &Tensor| -> Result<Tensor> {
-            if group == 1 {
-                return Ok(t.clone());
-            }
-            let (b, n, s, d) = t.dims4()?;
-            t.unsqueeze(2)?
-                .expand((b, n, group, s, d))?
-                .reshape((b, n * group, s, d))
-        };
-        let (k, v) = (repeat(&k)?, repeat(&v)?);
-        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = weights
-            .matmul(&v.contiguous()?)?
-            .transpose(1, 2)?
-            .reshape((1, len, c.heads * hd))?;
-        self.blocks[i].o.forward(&y)
+        let y = attention::attend(&q, &k, &v, c.attention_scale, mask.as_ref())?;
+        self.weights.blocks[i]
+            .o
+            .forward(&y.transpose(1, 2)?.reshape((1, len, c.heads * hd))?)
     }
-}
-
-/// Additive mask `[len, start + len]`: position `i` of the new tokens sees the cache and the new
-/// tokens up to itself. `None` for a single token.
-fn causal_mask(len: usize, start: usize, device: &Device) -> Result<Option<Tensor>> {
-    if len == 1 {
-        return Ok(None);
-    }
-    let total = start + len;
-    let values: Vec<f32> = (0..len)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > start + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(values, (len, total), device).map(Some)
-}
-
-/// Cosine and sine tables `[context, head_dim / 2]`.
-fn rope_tables(c: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
-    let hd = c.head_dim();
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| 1.0 / c.rope_base.powf(2.0 * i as f32 / hd as f32))
-        .collect();
-    let inv = Tensor::from_vec(inv, (1, hd / 2), device)?;
-    let positions = Tensor::arange(0u32, c.context_length as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((c.context_length, 1))?;
-    let angles = positions.broadcast_mul(&inv)?;
-    Ok((angles.cos()?, angles.sin()?))
 }
 
 /// Log-softmax over the vocabulary of each row of `logits` `[n, vocab]`.

@@ -1,0 +1,141 @@
+//! The weights of a decoder, read from a GGUF file under llama.cpp's tensor names.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{Device, Module, Result, Tensor};
+
+use super::config::Config;
+
+/// Reads tensors of one GGUF file.
+pub struct TensorSource<'a, R> {
+    /// The parsed header.
+    pub content: &'a gguf_file::Content,
+    /// The file.
+    pub reader: &'a mut R,
+    /// Where tensors go.
+    pub device: &'a Device,
+}
+
+impl<R: std::io::Read + std::io::Seek> TensorSource<'_, R> {
+    fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    fn dense(&mut self, name: &str) -> Result<Tensor> {
+        self.content
+            .tensor(self.reader, name, self.device)?
+            .dequantize(self.device)
+    }
+
+    /// A dense tensor that only some architectures have.
+    fn dense_if(&mut self, wanted: bool, name: &str) -> Result<Option<Tensor>> {
+        wanted.then(|| self.dense(name)).transpose()
+    }
+
+    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
+        QMatMul::from_qtensor(self.content.tensor(self.reader, name, self.device)?)
+    }
+
+    fn linear(&mut self, prefix: &str) -> Result<Linear> {
+        let bias_name = format!("{prefix}.bias");
+        let bias = if self.has(&bias_name) {
+            Some(self.dense(&bias_name)?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: self.matmul(&format!("{prefix}.weight"))?,
+            bias,
+        })
+    }
+}
+
+/// A quantized matrix with an optional bias.
+pub(super) struct Linear {
+    weight: QMatMul,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.weight.forward(x)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// One decoder block; the optional norms exist in the architectures that have them.
+pub(super) struct Block {
+    pub(super) attn_norm: Tensor,
+    pub(super) q: Linear,
+    pub(super) k: Linear,
+    pub(super) v: Linear,
+    pub(super) q_norm: Option<Tensor>,
+    pub(super) k_norm: Option<Tensor>,
+    pub(super) o: Linear,
+    pub(super) post_attn_norm: Option<Tensor>,
+    pub(super) ffn_norm: Tensor,
+    pub(super) gate: Linear,
+    pub(super) up: Linear,
+    pub(super) down: Linear,
+    pub(super) post_ffn_norm: Option<Tensor>,
+}
+
+/// Every weight of a decoder.
+pub(super) struct Weights {
+    /// Token embeddings, kept quantized; rows are dequantized on lookup.
+    pub(super) embeddings: QMatMul,
+    pub(super) blocks: Vec<Block>,
+    pub(super) norm: Tensor,
+    pub(super) output: QMatMul,
+}
+
+impl Weights {
+    /// Loads the weights named as llama.cpp names them (`token_embd`, `blk.N.attn_q`, ...); the
+    /// output projection shares the token embeddings when the file ties them.
+    pub(super) fn load<R: std::io::Read + std::io::Seek>(
+        config: &Config,
+        src: &mut TensorSource<'_, R>,
+    ) -> Result<Self> {
+        let embeddings = Arc::new(src.content.tensor(
+            src.reader,
+            "token_embd.weight",
+            src.device,
+        )?);
+        let mut blocks = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let p = |n: &str| format!("blk.{i}.{n}");
+            let (qk, post) = (config.qk_norm, config.post_norms);
+            blocks.push(Block {
+                attn_norm: src.dense(&p("attn_norm.weight"))?,
+                q: src.linear(&p("attn_q"))?,
+                k: src.linear(&p("attn_k"))?,
+                v: src.linear(&p("attn_v"))?,
+                q_norm: src.dense_if(qk, &p("attn_q_norm.weight"))?,
+                k_norm: src.dense_if(qk, &p("attn_k_norm.weight"))?,
+                o: src.linear(&p("attn_output"))?,
+                post_attn_norm: src.dense_if(post, &p("post_attention_norm.weight"))?,
+                ffn_norm: src.dense(&p("ffn_norm.weight"))?,
+                gate: src.linear(&p("ffn_gate"))?,
+                up: src.linear(&p("ffn_up"))?,
+                down: src.linear(&p("ffn_down"))?,
+                post_ffn_norm: src.dense_if(post, &p("post_ffw_norm.weight"))?,
+            });
+        }
+        let norm = src.dense("output_norm.weight")?;
+        let output = if src.has("output.weight") {
+            src.matmul("output.weight")?
+        } else {
+            QMatMul::from_arc(embeddings.clone())?
+        };
+        Ok(Weights {
+            embeddings: QMatMul::from_arc(embeddings)?,
+            blocks,
+            norm,
+            output,
+        })
+    }
+}
