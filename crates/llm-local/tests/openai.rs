@@ -1,3 +1,4 @@
+#![cfg(feature = "openai")]
 //! The OpenAI-compatible backend against responses recorded from a real llama.cpp server
 //! (llama-cpp-python 0.3.36's `llama_cpp.server` serving SmolLM2-135M-Instruct; see
 //! `fixtures/openai_llamacpp_server.json`), replayed by a local HTTP server.
