@@ -95,10 +95,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let done = model.chat(&messages, &sampling, Some(&mut print))?;
     println!();
+    // A remote backend times the whole request as decoding: its prefill is not seen here.
+    let prefill = match done.timing.prefill_seconds {
+        s if s > 0.0 => format!("{:.1} tokens/s", done.usage.prompt_tokens as f64 / s),
+        _ => "an unmeasured speed".to_string(),
+    };
     println!(
-        "[{} prompt tokens at {:.1} tokens/s, {} generated at {:.1} tokens/s, finish: {:?}]",
+        "[{} prompt tokens at {prefill}, {} generated at {:.1} tokens/s, finish: {:?}]",
         done.usage.prompt_tokens,
-        done.usage.prompt_tokens as f64 / done.timing.prefill_seconds.max(1e-9),
         done.usage.completion_tokens,
         done.decode_tokens_per_second(),
         done.finish
