@@ -325,6 +325,28 @@ fn signal(status: ExitStatus) -> Option<i32> {
     }
 }
 
+/// Makes the worker die with the process that started it (Linux), so a killed search leaves no
+/// orphan training in the background.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe and changes only the child's own parent-death signal.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Elsewhere a worker outlives a killed parent until it finishes its task.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,25 +378,3 @@ mod tests {
         assert!(!out_of_memory("error: cannot read data", None, true));
     }
 }
-
-/// Makes the worker die with the process that started it (Linux), so a killed search leaves no
-/// orphan training in the background.
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
-    // async-signal-safe and changes only the child's own parent-death signal.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-}
-
-/// Elsewhere a worker outlives a killed parent until it finishes its task.
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_: &mut Command) {}
