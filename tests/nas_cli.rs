@@ -1,25 +1,11 @@
 //! The `nas` binary: `nas report` and `nas summary` on a run directory, and clear errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod common;
+
+use common::{nas, text, TempDir};
 use nas_rs::search_loop::run::{EvaluationRecord, Outcome, OutcomeStatus, Provenance, RunDir};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("nas-rs-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn record(iteration: usize, outcome: Outcome) -> EvaluationRecord {
     EvaluationRecord {
@@ -64,39 +50,31 @@ fn two_evaluations(dir: &Path) {
     .unwrap();
 }
 
-fn nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas"))
-        .args(args)
-        .output()
-        .expect("the nas binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
 fn report_writes_the_report_and_prints_its_path() {
     let tmp = TempDir::new("report");
-    two_evaluations(&tmp.0);
-    let dir = tmp.0.to_str().unwrap();
+    two_evaluations(&tmp.path());
+    let dir = tmp.path().to_str().unwrap();
     let output = nas(&["report", dir]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let printed = PathBuf::from(text(&output.stdout).trim());
-    assert_eq!(printed, tmp.0.join("report.md"));
+    assert_eq!(printed, tmp.path().join("report.md"));
     let report = std::fs::read_to_string(&printed).unwrap();
     assert!(report.contains("| best iteration | 0 |"), "{report}");
     assert!(report.contains("| failures | 1: parse 1 |"), "{report}");
     for plot in ["best_so_far", "accuracy", "outcomes", "accuracy_vs_params"] {
-        assert!(tmp.0.join(format!("plots/{plot}.svg")).is_file(), "{plot}");
+        assert!(
+            tmp.path().join(format!("plots/{plot}.svg")).is_file(),
+            "{plot}"
+        );
     }
 }
 
 #[test]
 fn summary_prints_the_numbers_as_json() {
     let tmp = TempDir::new("summary");
-    two_evaluations(&tmp.0);
-    let output = nas(&["summary", tmp.0.to_str().unwrap()]);
+    two_evaluations(&tmp.path());
+    let output = nas(&["summary", tmp.path().to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["finished_evaluations"], 2);

@@ -4,9 +4,11 @@
 //! an outcome or a clear error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{nas, text, TempDir};
 use nas_rs::arch_space::lang::{parse, Module};
 use nas_rs::search_loop::closed_loop::worker::{
     run_task, DataSpec, EvalSetup, EvalTask, TaskResult,
@@ -27,28 +29,6 @@ const TINY: &str = "Sequential(Conv2d(3, 4, 3, padding=1), ReLU(), AdaptiveAvgPo
 const WIDE: &str =
     "Sequential(Conv2d(3, 256, 3, padding=1), ReLU(), Conv2d(256, 256, 3, padding=1), \
                     ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(256, 10))";
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("nas-rs-eval-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// CIFAR-10 in its binary format under `root/cifar-10-batches-bin`: five training batches and
 /// a test batch of 8 images each.
@@ -96,17 +76,6 @@ fn quick() -> TrainConfig {
 fn checked(evaluator: &dyn Evaluator, text: &str) -> Module {
     let program = parse(text).unwrap();
     program.check(&evaluator.input()).unwrap().resolved
-}
-
-fn nas(args: &[&str]) -> Output {
-    Command::new(NAS)
-        .args(args)
-        .output()
-        .expect("the nas binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
