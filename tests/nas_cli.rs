@@ -53,7 +53,7 @@ fn two_evaluations(dir: &Path) {
 #[test]
 fn report_writes_the_report_and_prints_its_path() {
     let tmp = TempDir::new("report");
-    two_evaluations(&tmp.path());
+    two_evaluations(tmp.path());
     let dir = tmp.path().to_str().unwrap();
     let output = nas(&["report", dir]);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -73,7 +73,7 @@ fn report_writes_the_report_and_prints_its_path() {
 #[test]
 fn summary_prints_the_numbers_as_json() {
     let tmp = TempDir::new("summary");
-    two_evaluations(&tmp.path());
+    two_evaluations(tmp.path());
     let output = nas(&["summary", tmp.path().to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
