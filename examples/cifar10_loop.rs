@@ -123,15 +123,10 @@ struct Args {
 #[derive(Debug, Serialize, Deserialize)]
 struct RunConfig {
     closed_loop: LoopConfig,
-    training: TrainConfig,
+    /// The data, its splits, the training recipe and the device (what a worker gets too).
+    setup: EvalSetup,
     model: String,
     improver_model: Option<String>,
-    data: PathBuf,
-    dataset: Option<String>,
-    val_size: Option<usize>,
-    limit_train: Option<usize>,
-    seed: u64,
-    device: String,
 }
 
 fn main() -> ExitCode {
@@ -149,7 +144,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => resume(dir, args.iterations)?,
         None => create(&args)?,
     };
-    let device = nas_rs::trainer::device(&config.device)?;
+    let device = nas_rs::trainer::device(&config.setup.device)?;
     let mut evaluator = evaluator(&args, &config, run.path())?;
 
     let mut generator = load_model(&config.model, &device)?;
@@ -189,22 +184,12 @@ fn evaluator(
     config: &RunConfig,
     run_dir: &Path,
 ) -> Result<Box<dyn Evaluator>, Box<dyn std::error::Error>> {
-    let setup = EvalSetup {
-        data: DataSpec {
-            path: config.data.clone(),
-            dataset: config.dataset.clone(),
-            val_size: config.val_size,
-            limit_train: config.limit_train,
-            seed: config.seed,
-        },
-        training: config.training.clone(),
-        device: config.device.clone(),
-    };
-    let trainer = TrainerEvaluator::load(&setup)?;
+    let setup = &config.setup;
+    let trainer = TrainerEvaluator::load(setup)?;
     let splits = trainer.splits();
     println!(
         "data   {} | {} train, {} val, {} test images",
-        config.data.display(),
+        setup.data.path.display(),
         splits.train.len(),
         splits.val.len(),
         splits.test.map_or(0, |t| t.len())
@@ -220,10 +205,7 @@ fn evaluator(
             "--isolate: no `nas` binary beside this executable; build it with \
              `cargo build --release --bin nas` or pass --worker PATH",
         )?;
-    let time_limit = config
-        .training
-        .time_limit_seconds
-        .unwrap_or(args.time_limit);
+    let time_limit = setup.training.time_limit_seconds.unwrap_or(args.time_limit);
     let kill_after = args.kill_after.unwrap_or(2.0 * time_limit + 60.0);
     println!(
         "worker {} (killed after {kill_after} s{})",
@@ -237,7 +219,7 @@ fn evaluator(
         memory_limit: args.memory_limit,
     };
     Ok(Box::new(ProcessEvaluator::new(
-        setup,
+        setup.clone(),
         trainer.input(),
         run_dir,
         options,
@@ -263,22 +245,30 @@ fn create(args: &Args) -> Result<(RunDir, RunConfig), Box<dyn std::error::Error>
     training.time_limit_seconds = Some(args.time_limit);
     let config = RunConfig {
         closed_loop,
-        training,
+        setup: EvalSetup {
+            data: DataSpec {
+                path: args.data.clone(),
+                dataset: args.dataset.clone(),
+                val_size: args.val_size,
+                limit_train: args.limit_train,
+                seed: args.seed,
+            },
+            training,
+            device: args.device.clone(),
+        },
         model: args.model.clone(),
         improver_model: args.improver_model.clone(),
-        data: args.data.clone(),
-        dataset: args.dataset.clone(),
-        val_size: args.val_size,
-        limit_train: args.limit_train,
-        seed: args.seed,
-        device: args.device.clone(),
     };
     let mut models = vec![model_provenance("generator", &config.model)?];
     if let Some(spec) = &config.improver_model {
         models.push(model_provenance("improver", spec)?);
     }
     let dir = args.run_dir.clone().unwrap_or_else(default_run_dir);
-    let run = RunDir::create(&dir, &config, &Provenance::collect(&config.device, models))?;
+    let run = RunDir::create(
+        &dir,
+        &config,
+        &Provenance::collect(&config.setup.device, models),
+    )?;
     Ok((run, config))
 }
 

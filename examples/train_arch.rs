@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use nas_rs::trainer::data::{load, DatasetKind};
+use nas_rs::search_loop::closed_loop::worker::DataSpec;
 use nas_rs::trainer::train::{train_text, Report, Splits, TrainConfig};
 
 const SHIPPED_DATA: &str = concat!(
@@ -86,13 +86,14 @@ fn run(args: Args) -> Result<Report, Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot read {}: {e}", args.arch.display()))?
     };
     let device = nas_rs::trainer::device(&args.device)?;
-    let kind = args
-        .dataset
-        .as_deref()
-        .map(str::parse::<DatasetKind>)
-        .transpose()?;
-    let dataset = load(&args.data, kind)?;
-    let (train, val) = dataset.search_splits(args.val_size, args.limit_train, args.seed)?;
+    let data = DataSpec {
+        path: args.data.clone(),
+        dataset: args.dataset.clone(),
+        val_size: args.val_size,
+        limit_train: args.limit_train,
+        seed: args.seed,
+    };
+    let (train, val, test) = data.load()?;
     let mut config = match args.recipe {
         Recipe::Proxy => TrainConfig::proxy(),
         Recipe::Nb201 => TrainConfig::nas_bench_201(args.epochs),
@@ -105,13 +106,13 @@ fn run(args: Args) -> Result<Report, Box<dyn std::error::Error>> {
         args.data.display(),
         train.len(),
         val.len(),
-        dataset.test.len(),
+        test.len(),
         train.classes().len()
     );
     let splits = Splits {
         train: &train,
         val: &val,
-        test: Some(&dataset.test),
+        test: Some(&test),
     };
     let report = train_text(&text, splits, &config, &device);
     print_report(&report);
