@@ -19,6 +19,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "constraints")]
+pub mod constraint;
 #[cfg(feature = "openai")]
 pub mod openai;
 #[cfg(feature = "runtime")]
@@ -93,6 +95,10 @@ pub struct Sampling {
     pub max_tokens: usize,
     /// Generation stops before the first occurrence of any of these strings.
     pub stop: Vec<String>,
+    /// The form the text must take (none: free text). The local runtime enforces it while
+    /// decoding; a backend that cannot checks the answer and asks again (see [`Enforcement`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for Sampling {
@@ -106,8 +112,43 @@ impl Default for Sampling {
             seed: 0,
             max_tokens: 256,
             stop: Vec::new(),
+            constraint: None,
         }
     }
+}
+
+/// A form generated text must take: the whole completion matches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Constraint {
+    /// A regular expression (Rust `regex` syntax, anchored at both ends).
+    Regex(String),
+    /// A JSON Schema, as JSON text: the answer is one JSON value valid under it.
+    JsonSchema(String),
+    /// A context-free grammar in llguidance's Lark dialect (`start:` is the top rule).
+    Lark(String),
+    /// Exactly one of these strings.
+    Choice(Vec<String>),
+}
+
+/// How a [`Constraint`] was honoured in a [`Completion`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Enforcement {
+    /// No constraint was asked for.
+    #[default]
+    Unconstrained,
+    /// Every sampled token was restricted to those the constraint allows: the text matches
+    /// unless generation stopped early (`max_tokens` or a stop string).
+    Decoding,
+    /// The backend could not restrict its tokens, so the answer was checked after generation
+    /// and asked for again, up to a bounded number of attempts.
+    Checked {
+        /// Generations made (the last one is the answer).
+        attempts: usize,
+        /// Whether the answer matches the constraint.
+        valid: bool,
+    },
 }
 
 /// Why generation ended.
@@ -153,6 +194,9 @@ pub struct Completion {
     pub usage: Usage,
     /// Timings.
     pub timing: Timing,
+    /// How the request's constraint, if any, was honoured.
+    #[serde(default)]
+    pub enforcement: Enforcement,
 }
 
 impl Completion {

@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 
 use llm_local::openai::replay::{Recorded, ReplayServer};
-use llm_local::openai::OpenAiModel;
-use llm_local::{FinishReason, LanguageModel, LlmError, Message, Sampling};
+use llm_local::openai::{OpenAiModel, CONSTRAINT_ATTEMPTS};
+use llm_local::{
+    Constraint, Enforcement, FinishReason, LanguageModel, LlmError, Message, Sampling,
+};
 
 const RECORDED: &str = include_str!("fixtures/openai_llamacpp_server.json");
 
@@ -108,4 +110,69 @@ fn server_errors_and_unsupported_requests_are_clear_errors() {
 fn a_server_that_is_not_there_is_a_clear_error() {
     let err = OpenAiModel::connect("openai:http://127.0.0.1:9/v1").unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
+}
+
+#[test]
+fn constrained_answers_are_checked_and_asked_for_again() {
+    let server = server();
+    let mut model = OpenAiModel::connect(&format!("openai:{}#smollm2", server.base_url())).unwrap();
+    let messages = [Message::user("Pick one.")];
+    let constrained = |constraint: Constraint| Sampling {
+        constraint: Some(constraint),
+        ..Sampling::default()
+    };
+    // The recorded reply starts "The best candidate is 333332.": it matches this regex ...
+    let reply = model
+        .chat(
+            &messages,
+            &constrained(Constraint::Regex(
+                "The best candidate is [0-9]{6}(.|\n)*".into(),
+            )),
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        reply.enforcement,
+        Enforcement::Checked {
+            attempts: 1,
+            valid: true
+        }
+    );
+    // ... but not a choice between two other candidates: three attempts with three seeds.
+    let before = server.received().len();
+    let reply = model
+        .chat(
+            &messages,
+            &constrained(Constraint::Choice(vec!["000000".into(), "111111".into()])),
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        reply.enforcement,
+        Enforcement::Checked {
+            attempts: CONSTRAINT_ATTEMPTS,
+            valid: false
+        }
+    );
+    let requests = server.received();
+    let seeds: Vec<_> = requests[before..]
+        .iter()
+        .map(|r| r.body["seed"].clone())
+        .collect();
+    assert_eq!(seeds, [0, 1, 2]);
+    assert!(requests[before].body.get("response_format").is_none());
+
+    // A JSON Schema travels as the standard `response_format`.
+    let schema = r#"{"type":"object","properties":{"pick":{"type":"string"}}}"#;
+    let _ = model.chat(
+        &messages,
+        &constrained(Constraint::JsonSchema(schema.into())),
+        None,
+    );
+    let last = server.received().last().cloned().unwrap();
+    assert_eq!(last.body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        last.body["response_format"]["json_schema"]["schema"]["properties"]["pick"]["type"],
+        "string"
+    );
 }

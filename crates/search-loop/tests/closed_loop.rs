@@ -11,7 +11,7 @@ use llm_local::runtime::gguf::Architecture;
 use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
 use llm_local::runtime::GgufModel;
 use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
-use llm_local::{Sampling, Timing, Usage};
+use llm_local::{Enforcement, Sampling, Timing, Usage};
 use search_loop::closed_loop::{run_closed_loop, LoopConfig, Roles, TrainerEvaluator};
 use search_loop::run::{Event, OutcomeStatus, Provenance, RunDir, EVENTS};
 use trainer::data::synthetic::brightest_quadrant;
@@ -198,6 +198,7 @@ impl LanguageModel for Script {
             finish: FinishReason::EndOfText,
             usage: Usage::default(),
             timing: Timing::default(),
+            enforcement: Enforcement::Unconstrained,
         })
     }
 

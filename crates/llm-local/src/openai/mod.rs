@@ -5,7 +5,14 @@
 //! The server applies its own chat template, so [`LanguageModel::chat`] posts the messages to
 //! `/chat/completions`; [`LanguageModel::complete`] posts a raw prompt to `/completions`.
 //! [`LanguageModel::render_chat`] gives a plain transcript (for logs), not the server's template.
-//! Streaming callbacks receive the whole reply at once. Servers disagree on prompt
+//! Streaming callbacks receive the whole reply at once.
+//!
+//! Constraints: a JSON Schema goes to the server as the standard `response_format`
+//! (`json_schema`), which llama.cpp's server, vLLM and Ollama enforce; regular expressions,
+//! grammars and choices have no standard field. Every constrained answer is then checked with
+//! [`crate::constraint::accepts`] and asked for again with the next seed, up to
+//! [`CONSTRAINT_ATTEMPTS`] generations; [`Enforcement::Checked`] says how many it took and
+//! whether the last one matches. Servers disagree on prompt
 //! log-probabilities (llama-cpp-python's echoed `token_logprobs` are shifted by one token, for
 //! one), so [`LanguageModel::score`] and [`LanguageModel::choose`] answer
 //! [`LlmError::Unsupported`]; rankers then fall back to reading the candidate from a reply.
@@ -17,13 +24,17 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::constraint::accepts;
 use crate::{
-    Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message, Sampling,
-    Timing, Usage,
+    Completion, Constraint, ContinuationScore, Enforcement, FinishReason, LanguageModel, LlmError,
+    Message, Sampling, Timing, Usage,
 };
 
 /// The prefix of OpenAI-compatible model specs.
 pub const SPEC_PREFIX: &str = "openai:";
+
+/// Most generations asked for to get an answer matching a constraint.
+pub const CONSTRAINT_ATTEMPTS: usize = 3;
 
 /// A model served over an OpenAI-compatible HTTP API.
 #[derive(Debug, Clone)]
@@ -180,14 +191,58 @@ impl OpenAiModel {
         if sampling.repeat_penalty != 1.0 {
             body["repeat_penalty"] = json!(sampling.repeat_penalty);
         }
+        if let Some(Constraint::JsonSchema(schema)) = &sampling.constraint {
+            if let Ok(schema) = serde_json::from_str::<Value>(schema) {
+                body["response_format"] = json!({
+                    "type": "json_schema",
+                    "json_schema": { "name": "answer", "schema": schema, "strict": true },
+                });
+            }
+        }
     }
 
+    /// Generates, then, under a constraint, checks the answer and asks again with the next
+    /// seed until one matches or [`CONSTRAINT_ATTEMPTS`] were made.
     fn generate(
+        &self,
+        path: &str,
+        body: Value,
+        sampling: &Sampling,
+        on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, LlmError> {
+        let completion = match &sampling.constraint {
+            None => self.generate_once(path, body, sampling)?,
+            Some(constraint) => {
+                let started = Instant::now();
+                let mut attempt = sampling.clone();
+                let (mut attempts, mut generated) = (0, 0);
+                loop {
+                    attempts += 1;
+                    let mut completion = self.generate_once(path, body.clone(), &attempt)?;
+                    generated += completion.usage.completion_tokens;
+                    let valid = accepts(constraint, &completion.text)?;
+                    if valid || attempts == CONSTRAINT_ATTEMPTS {
+                        // Usage and time of every attempt: what the answer cost.
+                        completion.usage.completion_tokens = generated;
+                        completion.timing.decode_seconds = started.elapsed().as_secs_f64();
+                        completion.enforcement = Enforcement::Checked { attempts, valid };
+                        break completion;
+                    }
+                    attempt.seed = attempt.seed.wrapping_add(1);
+                }
+            }
+        };
+        if let Some(callback) = on_text {
+            callback(&completion.text);
+        }
+        Ok(completion)
+    }
+
+    fn generate_once(
         &self,
         path: &str,
         mut body: Value,
         sampling: &Sampling,
-        on_text: Option<&mut dyn FnMut(&str)>,
     ) -> Result<Completion, LlmError> {
         self.sampling_fields(sampling, &mut body);
         let started = Instant::now();
@@ -204,9 +259,6 @@ impl OpenAiModel {
             .and_then(|m| m.content)
             .or(choice.text)
             .unwrap_or_default();
-        if let Some(callback) = on_text {
-            callback(&text);
-        }
         let usage = response.usage.map_or_else(Usage::default, |u| Usage {
             prompt_tokens: u.prompt_tokens,
             cached_prompt_tokens: 0,
@@ -224,6 +276,7 @@ impl OpenAiModel {
                 prefill_seconds: 0.0,
                 decode_seconds: started.elapsed().as_secs_f64(),
             },
+            enforcement: Enforcement::Unconstrained,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! [`GgufModel`]: a GGUF file served in process through the [`LanguageModel`] trait.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -10,9 +11,10 @@ use super::sampler::Sampler;
 use super::template::{ChatTemplate, CHATML, GEMMA, LLAMA3};
 use super::tokenizer::Tokenizer;
 use super::transformer::{log_probs, Config, TensorSource, Transformer};
+use crate::constraint::{Compiler, Token, TokenConstraint};
 use crate::{
-    Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message, Sampling,
-    Timing, Usage,
+    Completion, Constraint, ContinuationScore, Enforcement, FinishReason, LanguageModel, LlmError,
+    Message, Sampling, Timing, Usage,
 };
 
 /// A tensor error as a backend error: its first line (candle appends a backtrace when
@@ -25,11 +27,13 @@ fn backend(e: candle_core::Error) -> LlmError {
 /// A local GGUF model: tokenizer, chat template and our own forward pass with a prefix cache.
 pub struct GgufModel {
     name: String,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
     transformer: Transformer,
     /// Tokens whose keys and values are in the cache, in order.
     cached: Vec<u32>,
+    /// The vocabulary compiled for constrained decoding, built on first use.
+    compiler: Option<Compiler>,
 }
 
 impl GgufModel {
@@ -70,11 +74,51 @@ impl GgufModel {
             .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(GgufModel {
             name,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             template,
             transformer,
             cached: Vec::new(),
+            compiler: None,
         })
+    }
+
+    /// Starts following `constraint`, compiling the vocabulary for llguidance on first use.
+    fn start_constraint(&mut self, constraint: &Constraint) -> Result<TokenConstraint, LlmError> {
+        if let Some(compiler) = &self.compiler {
+            return compiler.start(constraint);
+        }
+        let tokenizer = &self.tokenizer;
+        let tokens: Vec<Token> = (0..tokenizer.vocab_size() as u32)
+            .map(|id| Token {
+                bytes: tokenizer.token_bytes(id),
+                control: tokenizer.is_control(id),
+            })
+            .collect();
+        // Forced text may stop inside a UTF-8 character: such bytes become their byte tokens.
+        let mut byte_tokens = [None; 256];
+        for (id, token) in tokens.iter().enumerate().rev() {
+            if let ([b], false) = (token.bytes.as_slice(), token.control) {
+                byte_tokens[usize::from(*b)] = Some(id as u32);
+            }
+        }
+        let shared = Arc::clone(tokenizer);
+        let tokenize = move |bytes: &[u8]| {
+            let mut ids = Vec::new();
+            for chunk in bytes.utf8_chunks() {
+                ids.extend(shared.encode_plain(chunk.valid()).unwrap_or_default());
+                ids.extend(
+                    chunk
+                        .invalid()
+                        .iter()
+                        .filter_map(|&b| byte_tokens[usize::from(b)]),
+                );
+            }
+            ids
+        };
+        let compiler = Compiler::new(&tokens, &tokenizer.eos_ids(), tokenize)?;
+        let state = compiler.start(constraint);
+        self.compiler = Some(compiler);
+        state
     }
 
     /// The tokenizer.
@@ -163,6 +207,10 @@ impl LanguageModel for GgufModel {
         let prefill_seconds = started.elapsed().as_secs_f64();
         let decode_started = Instant::now();
         let mut sampler = Sampler::new(sampling);
+        let mut constraint = match &sampling.constraint {
+            Some(c) => Some(self.start_constraint(c)?),
+            None => None,
+        };
         let eos = self.tokenizer.eos_ids();
         let (mut text, mut stream) = (String::new(), Utf8Stream::default());
         let mut logits: Vec<f32> = logits
@@ -172,11 +220,17 @@ impl LanguageModel for GgufModel {
         let mut finish = FinishReason::Length;
         let mut generated = 0;
         while generated < sampling.max_tokens {
+            if let Some(c) = constraint.as_mut() {
+                c.mask(&mut logits)?;
+            }
             let next = sampler.sample(&mut logits, &tokens);
             generated += 1;
             if eos.contains(&next) {
                 finish = FinishReason::EndOfText;
                 break;
+            }
+            if let Some(c) = constraint.as_mut() {
+                c.advance(next)?;
             }
             tokens.push(next);
             let piece = stream.push(&self.tokenizer.token_bytes(next));
@@ -193,6 +247,13 @@ impl LanguageModel for GgufModel {
             }
             if let Some(cb) = on_text.as_mut() {
                 cb(&piece);
+            }
+            if constraint
+                .as_ref()
+                .is_some_and(TokenConstraint::is_finished)
+            {
+                finish = FinishReason::EndOfText;
+                break;
             }
             if generated == sampling.max_tokens || tokens.len() >= self.transformer.context_length()
             {
@@ -212,6 +273,11 @@ impl LanguageModel for GgufModel {
             timing: Timing {
                 prefill_seconds,
                 decode_seconds: decode_started.elapsed().as_secs_f64(),
+            },
+            enforcement: if constraint.is_some() {
+                Enforcement::Decoding
+            } else {
+                Enforcement::Unconstrained
             },
         })
     }

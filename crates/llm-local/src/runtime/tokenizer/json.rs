@@ -21,6 +21,8 @@ pub(super) struct JsonTokenizer {
     texts: Vec<String>,
     /// What each token prints as.
     pieces: Vec<Vec<u8>>,
+    /// The special added tokens (control tokens), sorted.
+    special: Vec<u32>,
 }
 
 impl JsonTokenizer {
@@ -62,7 +64,14 @@ impl JsonTokenizer {
                 }
             })
             .collect();
+        let mut special: Vec<u32> = added
+            .iter()
+            .filter(|(_, token)| token.special)
+            .map(|(&id, _)| id)
+            .collect();
+        special.sort_unstable();
         Ok(JsonTokenizer {
+            special,
             parsing,
             plain,
             texts,
@@ -96,6 +105,11 @@ impl JsonTokenizer {
     /// The token whose text is `text`.
     pub(super) fn id(&self, text: &str) -> Option<u32> {
         self.parsing.token_to_id(text)
+    }
+
+    /// Whether token `id` is a special added token.
+    pub(super) fn is_special(&self, id: u32) -> bool {
+        self.special.binary_search(&id).is_ok()
     }
 
     /// What token `id` prints as; empty for unknown ids.

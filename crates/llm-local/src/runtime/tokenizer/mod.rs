@@ -221,6 +221,15 @@ impl Tokenizer {
         }
     }
 
+    /// Whether token `id` is a control token (`<|im_end|>`, `<bos>`; unknown and unused tokens
+    /// too) rather than text, so constrained decoding never produces it as text.
+    pub fn is_control(&self, id: u32) -> bool {
+        match &self.backend {
+            Backend::Gguf(vocab) => vocab.is_control(id),
+            Backend::Json(json) => json.is_special(id),
+        }
+    }
+
     /// The beginning-of-sequence token, if the vocabulary has one.
     pub fn bos_id(&self) -> Option<u32> {
         self.bos

@@ -30,6 +30,8 @@ pub(super) struct Vocab {
     special_tokens: SpecialTokens,
     /// What each token prints as (llama.cpp's `token_to_piece` with `special`).
     pieces: Vec<Vec<u8>>,
+    /// Whether each token is a control, unknown or unused token rather than text.
+    control: Vec<bool>,
     /// The beginning-of-sequence token.
     pub(super) bos: Option<u32>,
     /// The end-of-sequence token.
@@ -158,6 +160,10 @@ impl Vocab {
             .map(|(text, &a)| piece(text, a, &algorithm))
             .collect();
         let special_tokens = SpecialTokens::new(&texts, &attrs);
+        let control = attrs
+            .iter()
+            .map(|&a| a & (attr::CONTROL | attr::UNKNOWN | attr::UNUSED) != 0)
+            .collect();
         let Settings {
             bos,
             eos,
@@ -172,6 +178,7 @@ impl Vocab {
             algorithm,
             special_tokens,
             pieces,
+            control,
             bos,
             eos,
             add_bos,
@@ -222,6 +229,11 @@ impl Vocab {
     /// What token `id` prints as; empty for unknown ids.
     pub(super) fn piece(&self, id: u32) -> &[u8] {
         self.pieces.get(id as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether token `id` is a control, unknown or unused token (not text); unknown ids are.
+    pub(super) fn is_control(&self, id: u32) -> bool {
+        self.control.get(id as usize).copied().unwrap_or(true)
     }
 
     /// The tokens of `text`, recognising special tokens written in it (control and unknown
