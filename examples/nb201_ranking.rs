@@ -42,7 +42,7 @@ use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
 use nas_rs::llm_local::runtime::source::DEFAULT_MODEL;
 use nas_rs::ranker::training::{trajectories, DataFormat, TrainingConfig};
 use nas_rs::ranker::{
-    LlmRanker, PromptStyle, Ranker, RankerError, RankingRequest, DEFAULT_MAX_HISTORY,
+    LlmRanker, Pick, PromptStyle, Ranker, RankerError, RankingRequest, DEFAULT_MAX_HISTORY,
 };
 use nas_rs::search_loop::benchmark::{run_on_table_observed, Protocol, Signal};
 use nas_rs::search_loop::{History, RankingSearch, Strategy};
@@ -60,6 +60,16 @@ enum Prompt {
     BestFirst,
     /// Cache-friendly: the history in evaluation order, then the best three.
     Chronological,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PickArg {
+    /// The candidate the model finds most likely (one scored continuation each).
+    Score,
+    /// Generation constrained to the candidates' NCodes.
+    Generate,
+    /// A free reply that must name one candidate (the paper's unconstrained setting).
+    Free,
 }
 
 #[derive(Debug, Parser)]
@@ -86,6 +96,9 @@ struct Args {
     /// Prompt layout.
     #[arg(long, value_enum, default_value = "best-first")]
     prompt: Prompt,
+    /// How the model's pick is made.
+    #[arg(long, value_enum, default_value = "score")]
+    pick: PickArg,
     /// Write the steps and the result as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -161,14 +174,20 @@ fn search(
             Strategy::load_model(&args.model)?,
             style,
             DEFAULT_MAX_HISTORY,
-        ),
+        )
+        .with_pick(match args.pick {
+            PickArg::Score => Pick::Score,
+            PickArg::Generate => Pick::Generate,
+            PickArg::Free => Pick::Free,
+        }),
         table,
         signal: table.metric(&protocol.signal)?,
         ranks: Vec::new(),
     };
     let mut searcher = RankingSearch::new(ranker, args.seed);
     println!(
-        "{strategy} | seed {} | search on {}, report {} | model loaded in {:.1} s",
+        "{strategy} | pick {:?} | seed {} | search on {}, report {} | model loaded in {:.1} s",
+        args.pick,
         args.seed,
         protocol.signal,
         protocol.report,
@@ -223,7 +242,8 @@ fn search(
             .map(|o| json!({"ncode": space.format(&o.code), "score": o.score}))
             .collect();
         let out = json!({
-            "strategy": strategy.to_string(), "model": args.model, "seed": args.seed,
+            "strategy": strategy.to_string(), "pick": format!("{:?}", args.pick).to_lowercase(),
+            "model": args.model, "seed": args.seed,
             "signal": protocol.signal, "report": protocol.report, "budget": args.budget,
             "steps": steps, "chosen": space.format(&chosen.code), "chosen_signal": chosen.score,
             "chosen_report": test, "optimum": optimum, "pick_ranks": ranks,

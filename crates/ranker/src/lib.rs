@@ -22,7 +22,7 @@
 mod llm;
 pub mod training;
 
-pub use llm::{ranking_prompt, LlmRanker, PromptStyle, DEFAULT_MAX_HISTORY};
+pub use llm::{ranking_prompt, LlmRanker, Pick, PromptStyle, DEFAULT_MAX_HISTORY};
 use ncode::{NCode, SearchSpace};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

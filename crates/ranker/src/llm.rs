@@ -1,10 +1,12 @@
 //! LM-Searcher's LLM ranker: the task, the history as `ncode|score` lines and the candidate pool
-//! go into one prompt, and the model's pick is restricted to the pool through
-//! [`LanguageModel::choose`], so the answer is always a valid candidate.
+//! go into one prompt, and the model's pick is restricted to the pool ([`Pick`]): by the
+//! likelihood of each candidate ([`LanguageModel::choose`]) or by generation under a choice
+//! constraint, so the answer is always a valid candidate; or, for comparison with the paper's
+//! setting, read from a free reply.
 
 use std::fmt::Write as _;
 
-use llm_local::{LanguageModel, LlmError, Message, Sampling};
+use llm_local::{Constraint, LanguageModel, LlmError, Message, Sampling};
 use ncode::SearchSpace;
 
 use crate::{Observation, Ranker, RankerError, RankingRequest};
@@ -116,6 +118,22 @@ pub fn ranking_prompt(
     vec![Message::system(system), Message::user(user)]
 }
 
+/// How the ranker gets its pick out of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Pick {
+    /// The candidate whose NCode the model finds most likely after the prompt (one scored
+    /// continuation per candidate, sharing the prompt's cache). Backends that cannot score fall
+    /// back to reading a reply.
+    #[default]
+    Score,
+    /// Generation constrained to the candidates' NCodes (a choice constraint): the model writes
+    /// its answer as LM-Searcher's does, and it cannot write anything but a candidate.
+    Generate,
+    /// A free reply, accepted when it names exactly one candidate (the paper's setting; up to
+    /// [`REPLY_TRIES`] replies).
+    Free,
+}
+
 /// History lines an LLM ranker shows by default (LM-Searcher's setting).
 pub const DEFAULT_MAX_HISTORY: usize = 50;
 
@@ -124,6 +142,7 @@ pub struct LlmRanker<M> {
     model: M,
     style: PromptStyle,
     max_history: usize,
+    pick: Pick,
 }
 
 impl<M: LanguageModel> LlmRanker<M> {
@@ -139,7 +158,14 @@ impl<M: LanguageModel> LlmRanker<M> {
             model,
             style,
             max_history,
+            pick: Pick::default(),
         }
+    }
+
+    /// The same ranker getting its pick by `pick`.
+    pub fn with_pick(mut self, pick: Pick) -> Self {
+        self.pick = pick;
+        self
     }
 
     /// The model.
@@ -159,16 +185,39 @@ impl<M: LanguageModel> Ranker for LlmRanker<M> {
         }
         let backend = |e: llm_local::LlmError| RankerError::Backend(e.to_string());
         let messages = ranking_prompt(request, self.style, self.max_history);
-        let context = self.model.render_chat(&messages, true).map_err(backend)?;
         let options: Vec<String> = request
             .candidates
             .iter()
             .map(|c| request.space.format(c))
             .collect();
-        match self.model.choose(&context, &options) {
-            Ok(chosen) => Ok(chosen.index),
-            Err(LlmError::Unsupported(_)) => self.choose_from_replies(messages, &options),
-            Err(e) => Err(backend(e)),
+        match self.pick {
+            Pick::Score => {
+                let context = self.model.render_chat(&messages, true).map_err(backend)?;
+                match self.model.choose(&context, &options) {
+                    Ok(chosen) => Ok(chosen.index),
+                    Err(LlmError::Unsupported(_)) => self.choose_from_replies(messages, &options),
+                    Err(e) => Err(backend(e)),
+                }
+            }
+            Pick::Generate => {
+                let longest = options.iter().map(String::len).max().unwrap_or(0);
+                let sampling = Sampling {
+                    // Enough for the longest NCode even at one token per character.
+                    max_tokens: longest + 8,
+                    constraint: Some(Constraint::Choice(options.clone())),
+                    ..Sampling::default()
+                };
+                let reply = self
+                    .model
+                    .chat(&messages, &sampling, None)
+                    .map_err(backend)?;
+                // A backend that only checks constraints may still miss after its attempts.
+                match named_option(&reply.text, &options) {
+                    Some(i) => Ok(i),
+                    None => self.choose_from_replies(messages, &options),
+                }
+            }
+            Pick::Free => self.choose_from_replies(messages, &options),
         }
     }
 }

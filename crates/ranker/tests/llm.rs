@@ -5,7 +5,7 @@ use llm_local::runtime::gguf::Architecture;
 use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
 use llm_local::runtime::GgufModel;
 use ncode::{Dimension, NCode, SearchSpace};
-use ranker::{ranking_prompt, LlmRanker, Observation, PromptStyle, Ranker, RankingRequest};
+use ranker::{ranking_prompt, LlmRanker, Observation, Pick, PromptStyle, Ranker, RankingRequest};
 
 fn space() -> SearchSpace {
     SearchSpace::new(
@@ -140,6 +140,11 @@ fn the_llm_ranker_always_picks_from_the_pool() {
         ..request
     };
     assert!(ranker.choose(&empty).is_err());
+    // Generation under a choice constraint: even random weights write a candidate.
+    let mut generating = ranker.with_pick(Pick::Generate);
+    let generated = generating.choose(&request).unwrap();
+    assert!(generated < pool.len());
+    assert_eq!(generating.choose(&request).unwrap(), generated);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -168,6 +173,16 @@ fn a_remote_backend_ranks_from_its_reply() {
     // The recorded reply: "The best candidate is 333332. ... the highest score, which is 100%".
     assert_eq!(ranker.choose(&request).unwrap(), 1);
     assert_eq!(server.received().len(), 1, "named on the first reply");
+
+    // Under a choice constraint the server (which cannot enforce one) is asked three times,
+    // then the candidate is read from the last reply.
+    let model = OpenAiModel::connect(&format!("openai:{}#smollm2", server.base_url())).unwrap();
+    let mut ranker = LlmRanker::new(model).with_pick(Pick::Generate);
+    assert_eq!(ranker.choose(&request).unwrap(), 1);
+    assert_eq!(
+        server.received().len(),
+        1 + llm_local::openai::CONSTRAINT_ATTEMPTS
+    );
 }
 
 /// Six positions of five operations, as NAS-Bench-201 (the ranker crate does not see arch-space).
