@@ -5,14 +5,17 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use arch_space::lang::Budget;
+use arch_space::lang::{parse, Budget};
 use candle_core::Device;
 use llm_local::runtime::gguf::Architecture;
 use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
 use llm_local::runtime::GgufModel;
 use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
 use llm_local::{Enforcement, Sampling, Timing, Usage};
-use search_loop::closed_loop::{run_closed_loop, LoopConfig, Roles, TrainerEvaluator};
+use search_loop::closed_loop::{
+    generator_messages, read_diagnosis, run_closed_loop, Evaluator, LoopConfig, Roles, TaskPrompt,
+    TrainerEvaluator,
+};
 use search_loop::run::{Event, OutcomeStatus, Provenance, RunDir, EVENTS};
 use trainer::data::synthetic::brightest_quadrant;
 use trainer::train::TrainConfig;
@@ -281,5 +284,54 @@ fn duplicates_budgets_and_shape_errors_are_outcomes_and_the_memory_carries_them(
     assert!(last.contains("-> shape failure:"), "{last}");
     let diagnoses = run.diagnoses().unwrap();
     assert!(!diagnoses[&3].parsed && diagnoses[&3].suggestion == "no json at all");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Under the generation grammar even a random-weight model writes only architectures that parse
+/// and pass the shape check for the task's input, and the improver only diagnosis JSON.
+#[test]
+fn constrained_roles_always_answer_in_form() {
+    let dir = temp_dir("constrained");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model_path = dir.join("tiny.gguf");
+    let options = TinyModelOptions {
+        context_length: 8192,
+        ..TinyModelOptions::default()
+    };
+    write_tiny_model(&model_path, Architecture::Llama, &options).unwrap();
+    let mut model = GgufModel::load(&model_path, &Device::Cpu).unwrap();
+    let input = evaluator().input();
+    let config = LoopConfig::new("Brightest-quadrant classification", 1);
+    let task = TaskPrompt {
+        description: &config.task,
+        input,
+        budget: Budget::default(),
+        lazy: config.constrained,
+    };
+    let messages = generator_messages(&task, None, None, None);
+    let mut finished = 0;
+    for seed in 0..6 {
+        let mut sampling = config.generator_sampling_for(&input).unwrap();
+        sampling.seed = seed;
+        sampling.max_tokens = 3000;
+        let reply = model.chat(&messages, &sampling, None).unwrap();
+        assert_eq!(reply.enforcement, Enforcement::Decoding);
+        if reply.finish != FinishReason::EndOfText {
+            continue;
+        }
+        finished += 1;
+        let program = parse(&reply.text).unwrap_or_else(|e| panic!("{e}: {}", reply.text));
+        let analysis = program
+            .check(&input)
+            .unwrap_or_else(|e| panic!("{e}: {}", reply.text));
+        assert!(analysis.params > 0);
+    }
+    assert!(finished > 0, "no reply finished within 3000 tokens");
+    let mut sampling = config.improver_sampling_constrained();
+    sampling.max_tokens = 400;
+    let reply = model.chat(&messages, &sampling, None).unwrap();
+    if reply.finish == FinishReason::EndOfText {
+        assert!(read_diagnosis(&reply.text, "").parsed, "{}", reply.text);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

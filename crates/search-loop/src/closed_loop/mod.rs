@@ -7,6 +7,12 @@
 //! line, each diagnosis. [`run_closed_loop`] on a reopened directory continues after the last
 //! finished evaluation, so a killed run loses at most the candidate it was training.
 //!
+//! By default both roles answer under constraints ([`LoopConfig::constrained`]): the Code
+//! Generator under the architecture language's generation grammar for the task's input (lazy
+//! widths, feature-map sizes tracked, the class count pinned, so every reply parses and passes
+//! the shape check), the Prompt Improver under the JSON Schema of a diagnosis
+//! ([`DIAGNOSIS_SCHEMA`]). Turned off, replies are free text, as in the paper.
+//!
 //! Nothing the LLM writes is executed: replies are parsed as the architecture language and
 //! checked statically; unparsable replies, shape errors, budget violations, duplicates,
 //! divergence, out-of-memory predictions, timeouts and backend errors are typed outcomes.
@@ -24,15 +30,17 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use arch_space::lang::{extract_code, parse, to_text, Budget};
-use llm_local::{LanguageModel, Sampling};
+use arch_space::lang::{extract_code, generation_grammar, parse, to_text, Budget, InputSpec};
+use llm_local::{Constraint, LanguageModel, Sampling};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use evaluate::{Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
 pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
-pub use prompts::{generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt};
+pub use prompts::{
+    generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,
+};
 
 use crate::run::{
     hex, unix_time, DiagnosisRecord, EvaluationRecord, Event, LlmCall, Outcome, OutcomeStatus,
@@ -42,15 +50,16 @@ use crate::SearchError;
 
 /// The architecture evaluated first (iteration 0) unless the configuration names another: a
 /// small VGG-style CNN that trains in seconds, so the generator always has a best to improve.
+/// Written with lazy widths, as the generation grammar asks.
 pub const STARTING_ARCHITECTURE: &str = "nn.Sequential(
-    nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+    nn.LazyConv2d(32, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(inplace=True),
     nn.MaxPool2d(2),
-    nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+    nn.LazyConv2d(64, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(inplace=True),
     nn.MaxPool2d(2),
-    nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+    nn.LazyConv2d(128, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(inplace=True),
     nn.AdaptiveAvgPool2d(1),
     nn.Flatten(),
-    nn.Linear(128, 10),
+    nn.LazyLinear(10),
 )";
 
 /// What the closed loop is asked to do (saved as part of the run's `config.json`).
@@ -75,6 +84,11 @@ pub struct LoopConfig {
     pub improver_sampling: Sampling,
     /// Architecture text of iteration 0; `None` lets the generator write it.
     pub start: Option<String>,
+    /// Whether the roles answer under constraints (the generation grammar, the diagnosis
+    /// schema); `false` is the papers' free-text setting. Runs recorded before constraints
+    /// existed read as `false`.
+    #[serde(default)]
+    pub constrained: bool,
 }
 
 impl LoopConfig {
@@ -101,7 +115,31 @@ impl LoopConfig {
                 ..Sampling::default()
             },
             start: Some(STARTING_ARCHITECTURE.to_string()),
+            constrained: true,
         }
+    }
+
+    /// The Code Generator's sampling for `input`: under the generation grammar when
+    /// constrained. Fails when no grammar can be built for the input (e.g. an empty image).
+    pub fn generator_sampling_for(&self, input: &InputSpec) -> Result<Sampling, SearchError> {
+        let mut sampling = self.generator_sampling.clone();
+        if self.constrained {
+            let grammar = generation_grammar(input).map_err(|e| SearchError::Constraint {
+                text: "the generation grammar".into(),
+                reason: e.message,
+            })?;
+            sampling.constraint = Some(Constraint::Lark(grammar.to_lark()));
+        }
+        Ok(sampling)
+    }
+
+    /// The Prompt Improver's sampling: under [`DIAGNOSIS_SCHEMA`] when constrained.
+    pub fn improver_sampling_constrained(&self) -> Sampling {
+        let mut sampling = self.improver_sampling.clone();
+        if self.constrained {
+            sampling.constraint = Some(Constraint::JsonSchema(DIAGNOSIS_SCHEMA.into()));
+        }
+        sampling
     }
 }
 
@@ -209,8 +247,11 @@ pub fn run_closed_loop(
     evaluator: &mut dyn Evaluator,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Summary, SearchError> {
+    let generator_sampling = config.generator_sampling_for(&evaluator.input())?;
     let mut state = LoopState {
         config,
+        generator_sampling,
+        improver_sampling: config.improver_sampling_constrained(),
         evaluations: run.evaluations()?,
         diagnoses: run.diagnoses()?,
         roles,
@@ -262,6 +303,9 @@ pub fn run_closed_loop(
 
 struct LoopState<'a, 'r> {
     config: &'a LoopConfig,
+    /// The roles' sampling, with their constraints.
+    generator_sampling: Sampling,
+    improver_sampling: Sampling,
     evaluations: Vec<EvaluationRecord>,
     diagnoses: BTreeMap<usize, DiagnosisRecord>,
     roles: Roles<'r>,
@@ -274,6 +318,7 @@ impl LoopState<'_, '_> {
             description: &self.config.task,
             input: self.evaluator.input(),
             budget: self.config.budget,
+            lazy: self.config.constrained,
         }
     }
 
@@ -317,7 +362,7 @@ impl LoopState<'_, '_> {
         let memory = memory_window(&self.evaluations, &self.diagnoses, self.config.memory);
         let messages = improver_messages(&self.task(), &memory, best(&self.evaluations), current);
         let feedback = current.outcome.summary();
-        let sampling = seeded(&self.config.improver_sampling, iteration);
+        let sampling = seeded(&self.improver_sampling, iteration);
         let model: &mut dyn LanguageModel = match self.roles.improver.as_deref_mut() {
             Some(improver) => improver,
             None => &mut *self.roles.generator,
@@ -352,7 +397,7 @@ impl LoopState<'_, '_> {
             .and_then(|c| self.diagnoses.get(&c.iteration))
             .map(|d| d.suggestion.clone());
         let messages = generator_messages(&self.task(), best, current, suggestion.as_deref());
-        let sampling = seeded(&self.config.generator_sampling, iteration);
+        let sampling = seeded(&self.generator_sampling, iteration);
         let (call, reply) = call::call_model(
             &mut *self.roles.generator,
             run,

@@ -18,6 +18,9 @@ pub struct TaskPrompt<'a> {
     pub input: InputSpec,
     /// Parameter and FLOP limits.
     pub budget: Budget,
+    /// Whether the generator writes lazy widths (it answers under the generation grammar):
+    /// architectures are then shown as written, not with their widths filled in.
+    pub lazy: bool,
 }
 
 impl TaskPrompt<'_> {
@@ -39,11 +42,16 @@ impl TaskPrompt<'_> {
     }
 }
 
-fn architecture_block(out: &mut String, heading: &str, record: &EvaluationRecord) {
-    let code = record
-        .canonical
+fn architecture_block(out: &mut String, heading: &str, record: &EvaluationRecord, lazy: bool) {
+    let (first, second) = (&record.canonical, &record.architecture);
+    let (first, second) = if lazy {
+        (second, first)
+    } else {
+        (first, second)
+    };
+    let code = first
         .as_deref()
-        .or(record.architecture.as_deref())
+        .or(second.as_deref())
         .unwrap_or("(no architecture)");
     let _ = write!(
         out,
@@ -68,10 +76,10 @@ pub fn generator_messages(
     );
     let mut user = task.text();
     if let Some(best) = best {
-        architecture_block(&mut user, "Best architecture so far", best);
+        architecture_block(&mut user, "Best architecture so far", best, task.lazy);
     }
     if let Some(current) = current.filter(|c| best.is_none_or(|b| b.iteration != c.iteration)) {
-        architecture_block(&mut user, "Latest architecture", current);
+        architecture_block(&mut user, "Latest architecture", current, task.lazy);
     }
     if let Some(s) = suggestion.filter(|s| !s.trim().is_empty()) {
         let _ = write!(user, "\n\nSuggested change: {}", s.trim());
@@ -79,6 +87,13 @@ pub fn generator_messages(
     user.push_str(
         "\n\nWrite a new architecture that improves the validation accuracy. Answer with one ```python block only.",
     );
+    if task.lazy {
+        let _ = write!(
+            user,
+            " Use one nn.Sequential of lazy layers (nn.LazyConv2d(out, k, padding=k//2), nn.LazyBatchNorm2d(), nn.LazyLinear(out)) ending with nn.AdaptiveAvgPool2d(1), nn.Flatten() and nn.LazyLinear({}).",
+            task.input.classes
+        );
+    }
     vec![Message::system(system), Message::user(user)]
 }
 
@@ -106,9 +121,9 @@ pub fn improver_messages(
         }
     }
     if let Some(best) = best.filter(|b| b.iteration != current.iteration) {
-        architecture_block(&mut user, "Best architecture so far", best);
+        architecture_block(&mut user, "Best architecture so far", best, task.lazy);
     }
-    architecture_block(&mut user, "Latest architecture", current);
+    architecture_block(&mut user, "Latest architecture", current, task.lazy);
     if let Some(curve) = current.report.as_ref().map(|r| &r.loss_curve) {
         if let (Some(first), Some(last)) = (curve.first(), curve.last()) {
             let _ = write!(user, "\nTraining loss went from {first:.3} to {last:.3}.");
@@ -117,6 +132,10 @@ pub fn improver_messages(
     user.push_str("\n\nAnswer with the JSON object only.");
     vec![Message::system(system), Message::user(user)]
 }
+
+/// The JSON Schema of the Prompt Improver's answer (its constraint): one short problem and one
+/// short suggestion.
+pub const DIAGNOSIS_SCHEMA: &str = r#"{"type":"object","properties":{"problem":{"type":"string","minLength":1,"maxLength":300},"suggestion":{"type":"string","minLength":1,"maxLength":300}},"required":["problem","suggestion"],"additionalProperties":false}"#;
 
 /// The improver's answer, read as JSON or, failing that, derived from the text.
 #[derive(Debug, Clone, PartialEq)]
