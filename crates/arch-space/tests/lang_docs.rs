@@ -20,56 +20,11 @@
 use arch_space::lang::{parse, Budget, InputSpec};
 use arch_space::nb201::{Nb201Cell, Nb201Network};
 
+mod markdown;
+
+use markdown::{blocks, Block};
+
 const DOC: &str = include_str!("../../../docs/ARCH_LANGUAGE.md");
-
-/// A fenced block of the document.
-#[derive(Debug)]
-struct Block {
-    /// 1-based line of the opening fence.
-    line: usize,
-    tag: String,
-    attributes: Vec<String>,
-    body: String,
-    /// Whether only blank lines separate this block from the previous one.
-    follows_previous: bool,
-}
-
-/// The fenced blocks of a Markdown text: an opening fence is a line of 3 or more backticks and
-/// an info string; the block closes at a line of at least as many backticks and nothing else.
-fn blocks(markdown: &str) -> Vec<Block> {
-    let mut out = Vec::new();
-    let mut lines = markdown.lines().enumerate();
-    let mut only_blank_since_last = false;
-    while let Some((i, line)) = lines.next() {
-        let trimmed = line.trim();
-        let ticks = trimmed.chars().take_while(|&c| c == '`').count();
-        if ticks < 3 {
-            only_blank_since_last &= trimmed.is_empty();
-            continue;
-        }
-        let mut words = trimmed[ticks..].split_whitespace().map(str::to_string);
-        let tag = words.next().unwrap_or_default();
-        let attributes = words.collect();
-        let mut body = String::new();
-        for (_, l) in lines.by_ref() {
-            let t = l.trim();
-            if t.len() >= ticks && t.chars().all(|c| c == '`') {
-                break;
-            }
-            body.push_str(l);
-            body.push('\n');
-        }
-        out.push(Block {
-            line: i + 1,
-            tag,
-            attributes,
-            body,
-            follows_previous: only_blank_since_last,
-        });
-        only_blank_since_last = true;
-    }
-    out
-}
 
 /// The analysis of an `arch` block as its `text` block states it.
 fn summary(a: &arch_space::lang::Analysis) -> String {

@@ -10,9 +10,15 @@ use super::LangError;
 /// Block forms: their children are modules (`Graph` takes `name = ...` node definitions).
 pub(crate) const BLOCKS: &[&str] = &["Sequential", "Residual", "Add", "Concat", "Graph"];
 
-/// Strips the module prefixes code models write (`nn.`, `torch.nn.`, `torchvision.ops.`).
+/// The joins of a `Graph` node (`name = Sum(...)`, `name = Concat(...)`).
+pub(crate) const JOINS: &[&str] = &["Sum", "Concat"];
+
+/// The module prefixes code models write before layer and block names (`nn.Conv2d`).
+pub(crate) const PREFIXES: &[&str] = &["torch.nn.", "nn.", "torchvision.ops.", "ops."];
+
+/// Strips a module prefix (`nn.`, `torch.nn.`, `torchvision.ops.`).
 fn base_name(name: &str) -> &str {
-    ["torch.nn.", "nn.", "torchvision.ops.", "ops."]
+    PREFIXES
         .iter()
         .find_map(|p| name.strip_prefix(p))
         .unwrap_or(name)
@@ -157,7 +163,7 @@ impl Binder {
                     args,
                     inputs: None,
                     ..
-                } if matches!(base_name(j), "Sum" | "Concat") => {
+                } if JOINS.contains(&base_name(j)) => {
                     if let Some(a) = args.iter().find(|a| a.keyword.is_some()) {
                         return Err(LangError::at(
                             a.value.span(),

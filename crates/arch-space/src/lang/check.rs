@@ -116,7 +116,9 @@ fn fmt_shape(s: &[usize]) -> String {
     )
 }
 
-fn spatial(
+/// The output size of a window of `kernel` (dilated) sliding over `size` plus `pad` on both
+/// sides, as PyTorch computes it; `None` when the window does not fit.
+pub(super) fn spatial(
     size: usize,
     kernel: usize,
     stride: usize,

@@ -8,7 +8,11 @@
 //! hint; [`check`] infers every shape for a dataset's input before any tensor exists and counts
 //! parameters, FLOPs and activation memory; [`to_text`] prints the IR back. Small constructors
 //! ([`conv`], [`batch_norm`], [`classifier`], ...) build common modules in code, as the search
-//! spaces do. `docs/ARCH_LANGUAGE.md` specifies the language.
+//! spaces do. [`language_grammar`] and [`generation_grammar`] export the language as grammars
+//! for constrained decoding ([`Grammar::to_lark`] prints llguidance's Lark): the whole
+//! language, and the subset a model answers in, every text of which parses and passes
+//! [`check`] for the given input (see [`grammar`]). `docs/ARCH_LANGUAGE.md` specifies the
+//! language.
 //!
 //! ```
 //! use arch_space::lang::{parse, InputSpec};
@@ -27,6 +31,7 @@ mod bind;
 mod build;
 mod card;
 mod check;
+pub mod grammar;
 mod ir;
 mod layers;
 mod print;
@@ -42,6 +47,10 @@ pub use build::{
 };
 pub use card::prompt_card;
 pub use check::{check, Analysis, Budget, CheckError, CheckErrorKind, InputSpec};
+pub use grammar::{
+    generation_grammar, generation_grammar_with, language_grammar, GenerationOptions, Grammar,
+    GrammarError, Item, Rule, Skip, Terminal,
+};
 pub use ir::*;
 pub use print::{layer_to_string, to_text};
 pub use syntax::Span;
