@@ -106,3 +106,34 @@ fn a_subcommand_is_required() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("report"));
 }
+
+#[test]
+fn grammar_prints_the_language_and_the_generation_grammar() {
+    let output = nas(&["grammar"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let language = text(&output.stdout);
+    assert!(
+        language.contains("start:") && language.contains("Conv2d"),
+        "{language}"
+    );
+
+    let output = nas(&[
+        "grammar",
+        "--generation",
+        "--input",
+        "1x28x28",
+        "--classes",
+        "7",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let generation = text(&output.stdout);
+    assert!(generation.contains("LazyLinear") && generation.contains('7'));
+    assert_ne!(generation, language);
+
+    let output = nas(&["grammar", "--generation", "--input", "32x32"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("expected CxHxW"));
+    let output = nas(&["grammar", "--generation", "--input", "3x0x32"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("no generation grammar"));
+}

@@ -4,7 +4,12 @@
 //! nas report runs/2026-11-24T05-40-00     # writes report.md and plots/*.svg, prints the path
 //! nas summary runs/2026-11-24T05-40-00    # finished, valid, failures, best, stop reason (JSON)
 //! nas eval --run-dir runs/2026-11-24T05-40-00 --task 000003 [--memory-limit BYTES]
+//! nas grammar                             # the architecture language as a Lark grammar
+//! nas grammar --generation --input 3x32x32 --classes 10   # the Code Generator's grammar
 //! ```
+//!
+//! `nas grammar` prints the grammars constrained decoding uses (llguidance's Lark dialect), for
+//! servers that take them (vLLM's `guided_grammar`, llguidance-enabled llama.cpp).
 //!
 //! `nas eval` is the evaluation worker: it trains the task `tasks/<ID>.json` of the run
 //! directory and writes `tasks/<ID>.result.json` (see `search_loop::closed_loop::worker`). The
@@ -16,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nas_rs::arch_space::lang::{generation_grammar, language_grammar, InputSpec};
 use nas_rs::search_loop::closed_loop::worker::{limit_address_space, work};
 use nas_rs::search_loop::report::{summarize, write_report};
 use nas_rs::search_loop::run::RunDir;
@@ -55,6 +61,37 @@ enum Command {
         #[arg(long)]
         memory_limit: Option<u64>,
     },
+    /// Print the architecture language's grammar in llguidance's Lark dialect: the whole
+    /// language, or with `--generation` the grammar the closed loop's Code Generator answers in.
+    Grammar {
+        /// The generation grammar (lazy widths, sizes tracked, class count pinned).
+        #[arg(long)]
+        generation: bool,
+        /// Input shape of the generation grammar, CxHxW.
+        #[arg(long, default_value = "3x32x32", requires = "generation")]
+        input: String,
+        /// Classes of the generation grammar.
+        #[arg(long, default_value_t = 10, requires = "generation")]
+        classes: usize,
+    },
+}
+
+/// Reads `CxHxW` (e.g. `3x32x32`).
+fn input_spec(shape: &str, classes: usize) -> Result<InputSpec, String> {
+    let dims: Vec<usize> = shape
+        .split('x')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("--input {shape:?}: expected CxHxW, e.g. 3x32x32"))?;
+    match dims[..] {
+        [channels, height, width] => Ok(InputSpec {
+            channels,
+            height,
+            width,
+            classes,
+        }),
+        _ => Err(format!("--input {shape:?}: expected CxHxW, e.g. 3x32x32")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -85,6 +122,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         }
         Command::Eval { run_dir, task, .. } => {
             println!("{}", work(&run_dir, &task)?.display());
+        }
+        Command::Grammar {
+            generation,
+            input,
+            classes,
+        } => {
+            let grammar = if generation {
+                generation_grammar(&input_spec(&input, classes)?)
+                    .map_err(|e| format!("no generation grammar: {}", e.message))?
+            } else {
+                language_grammar()
+            };
+            print!("{}", grammar.to_lark());
         }
     }
     Ok(())
