@@ -47,7 +47,15 @@ fn follows_constraints(path: &Path) {
                 ..Sampling::default()
             };
             let messages = [Message::user(format!("Write {what}."))];
-            let reply = model.chat(&messages, &sampling, None).unwrap();
+            let mut streamed = String::new();
+            let mut on_text = |t: &str| streamed.push_str(t);
+            let reply = model
+                .chat(&messages, &sampling, Some(&mut on_text))
+                .unwrap();
+            assert_eq!(streamed, reply.text, "streaming under a constraint");
+            if seed > 0 {
+                assert!(reply.usage.cached_prompt_tokens > 0, "the prompt's cache is reused");
+            }
             assert_eq!(reply.enforcement, Enforcement::Decoding);
             assert_eq!(
                 reply.finish,
