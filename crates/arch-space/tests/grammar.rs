@@ -85,12 +85,52 @@ fn assert_all_accepted(grammar: &Grammar, texts: &[String]) {
     }
 }
 
+/// Asserts that a generated reply is laid out as the generation grammar promises: no
+/// whitespace before a `(` or inside a line but single spaces after commas and around
+/// `model =`, lines indented by at most 16 spaces, no trailing blanks, no blank line but the
+/// one after the imports, the closing fence on its own line.
+fn assert_conventional_layout(text: &str) {
+    assert!(
+        text.starts_with("```python\n") && text.ends_with("\n```"),
+        "{text}"
+    );
+    let code = &text["```python\n".len()..text.len() - "\n```".len()];
+    let imports = |l: &&str| l.starts_with("import ") || l.starts_with("from ") || l.is_empty();
+    assert!(
+        !code
+            .lines()
+            .skip_while(imports)
+            .any(|l| l.trim().is_empty()),
+        "a blank line: {text}"
+    );
+    for line in code.lines() {
+        let content = line.trim_start_matches(' ');
+        assert!(
+            line.len() - content.len() <= 16,
+            "indented too far: {line:?}"
+        );
+        assert!(
+            !content.contains("  ") && !content.contains('\t'),
+            "{line:?}"
+        );
+        assert!(!content.ends_with(' '), "a trailing blank: {line:?}");
+        assert!(!content.starts_with('('), "a call split: {line:?}");
+        assert!(
+            !content.contains(" (") && !content.contains(" ,"),
+            "{line:?}"
+        );
+    }
+}
+
 #[test]
 fn every_generated_network_parses_checks_and_scores_every_class() {
     for (input, count) in inputs() {
         let grammar = generation_grammar(&input).unwrap();
+        let longest = grammar.max_len().expect("a bounded grammar");
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for text in samples(&grammar, input.height as u64, count) {
+            assert!(text.len() <= longest, "{} > {longest}: {text}", text.len());
+            assert_conventional_layout(&text);
             let program = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             let analysis = program
                 .check(&input)
@@ -155,10 +195,72 @@ model = nn.Sequential(
     let net = |body: &str| format!("```python\nSequential({body})\n```");
     let head = "AdaptiveAvgPool2d(1), Flatten(), LazyLinear(10)";
     assert!(lark_accepts(&lark, &net(head)));
-    // The closing fence may follow the last parenthesis directly; `parse` reads it as well.
+    // Layers may be packed on a line, one to a line, or both, with or without a trailing
+    // comma, and the arguments with or without a space after their commas.
+    for body in [
+        "LazyConv2d(16,3,padding=1),ReLU(),AdaptiveAvgPool2d(1),Flatten(),LazyLinear(10)",
+        "\n    LazyConv2d(16, 3, padding=1), ReLU(),\n    AdaptiveAvgPool2d(1),\n    Flatten(),\n    LazyLinear(10),\n",
+        "\nLazyConv2d(16, 3, padding=1),\n                ReLU(),\nAdaptiveAvgPool2d(1), Flatten(), LazyLinear(10)\n",
+        "Concat(\n        Sequential(LazyConv2d(8, 1), ReLU()),\n        LazyConv2d(8, 3, padding=1),\n    ), AdaptiveAvgPool2d(1), Flatten(), LazyLinear(10),",
+    ] {
+        assert!(lark_accepts(&lark, &net(body)), "{body}");
+        parse(&net(body)).unwrap().check(&InputSpec::cifar10()).unwrap();
+    }
+    // The closing fence has a line of its own (`parse` would read it after the `)` too).
     let tight = format!("```python\nSequential({head})```");
-    assert!(lark_accepts(&lark, &tight));
-    parse(&tight).unwrap().check(&InputSpec::cifar10()).unwrap();
+    assert!(!lark_accepts(&lark, &tight));
+    let layers = |n: usize| net(&format!("{}{head}", "LazyBatchNorm2d(), ".repeat(n)));
+    assert!(lark_accepts(&lark, &layers(30)));
+    for (why, text) in [
+        ("a 31st layer before the head", layers(31)),
+        (
+            "a name split from its (",
+            net(&format!("ReLU6\n(\n    ), {head}")),
+        ),
+        (
+            "a line break in an empty call",
+            net(&format!("ReLU(\n), {head}")),
+        ),
+        ("a blank before a (", net(&format!("ReLU (), {head}"))),
+        (
+            "a line break in an argument list",
+            net(&format!("LazyConv2d(16,\n3), {head}")),
+        ),
+        (
+            "two blanks after a comma",
+            net(&format!("LazyConv2d(16,  3, padding=1), {head}")),
+        ),
+        ("a blank before a comma", net(&format!("ReLU() , {head}"))),
+        (
+            "a blank after (",
+            net(&format!("ReLU( inplace=True), {head}")),
+        ),
+        (
+            "blanks around =",
+            net(&format!("ReLU(inplace = True), {head}")),
+        ),
+        (
+            "a trailing comma in a call",
+            net(&format!("LazyConv2d(16, 3, padding=1,), {head}")),
+        ),
+        (
+            "a blank line between layers",
+            net(&format!("ReLU(),\n\n{head}")),
+        ),
+        (
+            "a blank and a line break",
+            net(&format!("ReLU(), \n{head}")),
+        ),
+        (
+            "17 spaces of indentation",
+            net(&format!("ReLU(),\n{}{head}", " ".repeat(17))),
+        ),
+        ("a tab", net(&format!("ReLU(),\n\t{head}"))),
+        ("a comment", net(&format!("ReLU(),  # act\n{head}"))),
+        ("a blank before the first layer", net(&format!(" {head}"))),
+    ] {
+        assert!(!lark_accepts(&lark, &text), "{why}: {text}");
+    }
     for (why, text) in [
         ("eager widths", net(&format!("Conv2d(3, 16, 3, padding=1), {head}"))),
         (
@@ -186,6 +288,42 @@ model = nn.Sequential(
     ] {
         assert!(!lark_accepts(&lark, &text), "{why}: {text}");
     }
+}
+
+/// The closed loop's starting architecture (`search_loop::closed_loop::STARTING_ARCHITECTURE`,
+/// copied: this crate cannot depend on that one) is a reply of the generation grammar.
+#[test]
+fn the_generation_grammar_accepts_the_closed_loops_starting_architecture() {
+    const STARTING_ARCHITECTURE: &str = "nn.Sequential(
+    nn.LazyConv2d(32, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(inplace=True),
+    nn.MaxPool2d(2),
+    nn.LazyConv2d(64, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(inplace=True),
+    nn.MaxPool2d(2),
+    nn.LazyConv2d(128, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(inplace=True),
+    nn.AdaptiveAvgPool2d(1),
+    nn.Flatten(),
+    nn.LazyLinear(10),
+)";
+    let lark = generation_grammar(&InputSpec::cifar10()).unwrap().to_lark();
+    let reply = format!("```python\n{STARTING_ARCHITECTURE}\n```");
+    assert!(lark_accepts(&lark, &reply), "{reply}");
+    assert_conventional_layout(&reply);
+    // As a model would write it, one layer to a line after the imports.
+    let written = "```python
+import torch.nn as nn
+
+model = nn.Sequential(
+    nn.LazyConv2d(32, 3, padding=1),
+    nn.LazyBatchNorm2d(),
+    nn.ReLU(inplace=True),
+    nn.MaxPool2d(2),
+    nn.AdaptiveAvgPool2d(1),
+    nn.Flatten(),
+    nn.LazyLinear(10),
+)
+```";
+    assert!(lark_accepts(&lark, written));
+    assert_conventional_layout(written);
 }
 
 #[test]

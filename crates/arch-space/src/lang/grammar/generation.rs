@@ -1,10 +1,13 @@
 //! The grammar the closed loop's Code Generator answers in: lazy widths, feature-map sizes
-//! tracked from rule to rule, the class count pinned.
+//! tracked from rule to rule, the class count pinned, the layout written out and the length
+//! bounded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::super::check::spatial;
 use super::super::InputSpec;
+use super::length::max_len_in;
 use super::{choice, lit, opt, repeat, rule, Grammar, GrammarError, Item, Rule, Skip, Terminal};
 
 /// Choices of [`generation_grammar_with`].
@@ -16,18 +19,22 @@ pub struct GenerationOptions {
     pub channels: Vec<usize>,
     /// The widest free convolution or hidden `LazyLinear` (any integer from 1).
     pub max_width: u64,
-    /// The most layers at one feature-map size (a block counts as one).
+    /// The most layers of the network before its head (`AdaptiveAvgPool2d`/`Flatten` and the
+    /// classifier), whatever their feature-map size. One layer stands for the longest text of
+    /// a layer and a block weighs as many layers as its longest text takes (with the default
+    /// channels and width, 7 for a residual block, 9 for an inverted residual, up to 8 for a
+    /// `Concat`), so this bounds the length of a reply: see [`Grammar::max_len`].
     pub max_layers: usize,
 }
 
 impl Default for GenerationOptions {
-    /// Channels 16, 24, 32, 48, 64, 96, 128, 160, 192, 256; widths up to 512; 24 layers per
-    /// feature-map size.
+    /// Channels 16, 24, 32, 48, 64, 96, 128, 160, 192, 256; widths up to 512; 30 layers before
+    /// the head, which keeps every CIFAR-10 reply under 3000 bytes.
     fn default() -> Self {
         GenerationOptions {
             channels: vec![16, 24, 32, 48, 64, 96, 128, 160, 192, 256],
             max_width: 512,
-            max_layers: 24,
+            max_layers: 30,
         }
     }
 }
@@ -45,29 +52,46 @@ const IMPORTS: [&str; 3] = [
     "from torch import nn\n",
 ];
 
+/// The most spaces that indent a line.
+const INDENT: usize = 16;
+
+/// The most branches of a `Concat`.
+const BRANCHES: usize = 3;
+
+/// The most layers of a `Concat` branch.
+const BRANCH_LAYERS: usize = 2;
+
+/// The most hidden layers of the classifier.
+const HIDDEN: usize = 4;
+
 /// [`generation_grammar_with`] the default options.
 pub fn generation_grammar(input: &InputSpec) -> Result<Grammar, GrammarError> {
     generation_grammar_with(input, &GenerationOptions::default())
 }
 
 /// The grammar of a Code Generator reply for `input`: exactly one ```` ```python ```` block
-/// holding optional `import` lines, an optional `model =` and one `Sequential(...)` of lazy
+/// holding optional `import` lines, an optional `model = ` and one `Sequential(...)` of lazy
 /// layers and blocks, names with or without `nn.`, ending with `LazyLinear(classes)`.
 ///
 /// Every text of the grammar parses, passes [`Program::check`](super::super::Program::check)
 /// for `input` and outputs `input.classes` scores: widths are lazy (`LazyConv2d`,
 /// `LazyBatchNorm2d`, `LazyLinear`), so no channel count can mismatch, except where a
 /// residual block writes one twice, and there one rule per count repeats it. The feature-map
-/// size is tracked by one rule per size reachable from the input (`feat_32x32`,
-/// `feat_16x16`, ...) and the layers that keep it (`layer_k7` where a 7x7 kernel fits, down to
+/// size is tracked by rules per size reachable from the input (`feat_32x32_...`,
+/// `feat_16x16_...`) and the layers that keep it (`layer_k7` where a 7x7 kernel fits, down to
 /// `layer_k1`): convolutions keep it (`padding = k // 2` or `'same'`, no kernel wider
 /// than the map); pooling, strided convolutions and strided residual blocks move to the
 /// smaller size they produce, only while the map is at least 2x2, and none makes a kernel
 /// wider than its map. The head is `AdaptiveAvgPool2d(1), Flatten()` (or a bare `Flatten()`
 /// on maps of at most 16 pixels), up to four hidden `LazyLinear`/activation/`Dropout`
-/// layers, and `LazyLinear(classes)`. Whitespace is bounded (up to 4 blanks, or 2 line
-/// breaks indented by up to 16), as is the depth ([`GenerationOptions::max_layers`] per
-/// size), so a model cannot write forever.
+/// layers, and `LazyLinear(classes)`.
+///
+/// The layout is written out, with no whitespace elsewhere: one optional space after a comma
+/// between arguments; between two modules a comma and one space or one line break indented by
+/// up to 16 spaces; an optional line break after a block's `(` and before its `)`, which may
+/// follow a trailing comma; the closing fence on a line of its own. The rules `feat_S_n`
+/// count the layers left ([`GenerationOptions::max_layers`], a block weighing more than one),
+/// so every text has a bounded length ([`Grammar::max_len`]) and a model cannot write forever.
 ///
 /// Fails on an input with a zero size or class count, or on options without channels or
 /// with a zero width.
@@ -95,45 +119,40 @@ pub fn generation_grammar_with(
     let mut b = Builder {
         rules: Vec::new(),
         channels: channel_set.into_iter().collect(),
+        unit: 0,
+        weights: HashMap::new(),
     };
     let first = Size {
         h: height,
         w: width,
     };
+    let imports = repeat(
+        vec![choice(IMPORTS.iter().map(|i| vec![lit(i)]).collect())],
+        1,
+        Some(IMPORTS.len()),
+    );
     b.add(
         "start",
-        vec![vec![
-            lit("```python\n"),
-            repeat(
-                vec![choice(IMPORTS.iter().map(|i| vec![lit(i)]).collect())],
-                0,
-                Some(IMPORTS.len()),
-            ),
-            opt(vec![lit("model"), lit("=")]),
-            word(&["Sequential"]),
-            lit("("),
-            rule(&format!("feat_{}", first.name())),
-            lit(")"),
-            // Not "\n```": llguidance lexes greedily, and a skip that took the line break
-            // would leave the fence unmatched. The skip before it holds the line break.
-            lit("```"),
-        ]],
+        vec![[
+            vec![
+                lit("```python\n"),
+                opt(vec![imports, opt(vec![lit("\n")])]),
+                opt(vec![lit("model = ")]),
+            ],
+            open_block("Sequential"),
+            vec![
+                rule(&feat(first, options.max_layers)),
+                rule("close"),
+                lit("\n```"),
+            ],
+        ]
+        .concat()],
     );
     b.shared(options.max_width, classes);
-    let mut pending = vec![first];
-    let mut done = BTreeSet::new();
-    while let Some(size) = pending.pop() {
-        if done.insert(size) {
-            pending.extend(b.stage(size, options.max_layers));
-        }
-    }
+    b.stages(first, options.max_layers);
     Ok(Grammar {
         rules: b.rules,
-        skip: Skip::Bounded {
-            spaces: 4,
-            lines: 2,
-            indent: 16,
-        },
+        skip: Skip::None,
     })
 }
 
@@ -160,6 +179,16 @@ impl Size {
             w: spatial(self.w, kernel, stride, padding, 1, false)?,
         })
     }
+
+    /// The kernels of [`KERNELS`] that fit the map (1x1 fits every map).
+    fn kernels(self) -> Vec<usize> {
+        KERNELS.into_iter().filter(|&k| k <= self.min()).collect()
+    }
+}
+
+/// The rule of the network from a map of `size` on, with `left` layers left.
+fn feat(size: Size, left: usize) -> String {
+    format!("feat_{}_{left}", size.name())
 }
 
 /// A layer or block name, optionally after `nn.`, as one lexeme.
@@ -170,14 +199,24 @@ fn word(names: &[&str]) -> Item {
     })
 }
 
-/// `NAME "(" args ")"`.
-fn call(name: &str, args: Vec<Item>) -> Vec<Item> {
-    [vec![word(&[name]), lit("(")], args, vec![lit(")")]].concat()
+/// `NAME "("`: a layer's argument list follows.
+fn call_open(name: &str) -> Vec<Item> {
+    vec![word(&[name]), lit("(")]
 }
 
-/// `"name" "=" value...`.
+/// `NAME "(" args ")"`.
+fn call(name: &str, args: Vec<Item>) -> Vec<Item> {
+    [call_open(name), args, vec![lit(")")]].concat()
+}
+
+/// `NAME "(" nl?`: a block's modules follow, then `close`.
+fn open_block(name: &str) -> Vec<Item> {
+    vec![word(&[name]), lit("("), opt(vec![rule("nl")])]
+}
+
+/// `"name=" value...`.
 fn keyword(name: &str, value: Vec<Item>) -> Vec<Item> {
-    [vec![lit(name), lit("=")], value].concat()
+    [vec![lit(&format!("{name}="))], value].concat()
 }
 
 /// `value` or `name=value`.
@@ -185,24 +224,30 @@ fn maybe_keyword(name: &str, value: Item) -> Item {
     choice(vec![vec![value.clone()], keyword(name, vec![value])])
 }
 
+/// Between two arguments: `","` and an optional space.
 fn comma() -> Item {
-    lit(",")
+    rule("comma")
 }
 
-/// An optional trailing comma.
-fn trailing() -> Item {
-    opt(vec![comma()])
+/// Between two modules: `","` and an optional space or indented line break.
+fn sep() -> Item {
+    rule("sep")
 }
 
-/// `item ","`, optionally.
-fn opt_then_comma(name: &str) -> Item {
-    opt(vec![rule(name), comma()])
+/// `item sep`, optionally.
+fn opt_then_sep(name: &str) -> Item {
+    opt(vec![rule(name), sep()])
 }
 
 struct Builder {
     rules: Vec<Rule>,
     /// The channel counts residual blocks repeat, ascending.
     channels: Vec<usize>,
+    /// The longest text of one layer and the separator after it, in bytes: what one layer
+    /// of [`GenerationOptions::max_layers`] stands for.
+    unit: usize,
+    /// How many layers each block rule weighs.
+    weights: HashMap<String, usize>,
 }
 
 impl Builder {
@@ -213,8 +258,36 @@ impl Builder {
         });
     }
 
+    /// The longest text of `items`, then a separator, in bytes (the rules are acyclic and
+    /// bounded).
+    fn max_len(&self, items: Vec<Item>) -> usize {
+        max_len_in(&self.rules, Skip::None, &[items, vec![sep()]].concat()).unwrap_or(usize::MAX)
+    }
+
+    /// How many layers `name` weighs: its longest text in units, rounded up.
+    fn weigh(&mut self, name: &str) {
+        let weight = self.max_len(vec![rule(name)]).div_ceil(self.unit).max(1);
+        self.weights.insert(name.into(), weight);
+    }
+
     /// The rules that do not depend on the feature-map size.
     fn shared(&mut self, max_width: u64, classes: usize) {
+        self.add(
+            "nl",
+            vec![vec![Item::Terminal(Terminal::Break { indent: INDENT })]],
+        );
+        self.add(
+            "sep",
+            vec![vec![
+                lit(","),
+                opt(vec![choice(vec![vec![lit(" ")], vec![rule("nl")]])]),
+            ]],
+        );
+        self.add(
+            "close",
+            vec![vec![opt(vec![lit(",")]), opt(vec![rule("nl")]), lit(")")]],
+        );
+        self.add("comma", vec![vec![lit(","), opt(vec![lit(" ")])]]);
         let fraction = || Item::Terminal(Terminal::Fraction { digits: 3 });
         self.add(
             "width",
@@ -228,10 +301,7 @@ impl Builder {
             "bias",
             vec![[vec![comma()], keyword("bias", vec![rule("bool")])].concat()],
         );
-        self.add(
-            "conv_end",
-            vec![vec![opt(vec![rule("bias")]), trailing(), lit(")")]],
-        );
+        self.add("conv_end", vec![vec![opt(vec![rule("bias")]), lit(")")]]);
         let inplace = || opt(keyword("inplace", vec![rule("bool")]));
         self.add(
             "act",
@@ -279,6 +349,25 @@ impl Builder {
                 self.add(&format!("conv{k}_s{stride}"), conv_rest(k, stride));
             }
         }
+        // One layer: the longest of the layers that keep or shrink the size.
+        let mut layers = vec![
+            "bn", "act", "dropout", "se", "pool2", "pool3_s2", "pool3_s1",
+        ]
+        .into_iter()
+        .map(|name| vec![rule(name)])
+        .collect::<Vec<_>>();
+        for k in KERNELS {
+            for stride in [1, 2] {
+                layers.push(
+                    [
+                        call_open("LazyConv2d"),
+                        vec![rule("width"), rule(&format!("conv{k}_s{stride}"))],
+                    ]
+                    .concat(),
+                );
+            }
+        }
+        self.unit = self.max_len(vec![choice(layers)]);
         self.residuals();
         let flatten = || call("Flatten", Vec::new());
         self.add(
@@ -287,22 +376,22 @@ impl Builder {
                 call(
                     "AdaptiveAvgPool2d",
                     vec![
-                        opt(vec![lit("output_size"), lit("=")]),
+                        opt(vec![lit("output_size=")]),
                         choice(vec![
                             vec![lit("1")],
                             vec![lit("("), lit("1"), comma(), lit("1"), lit(")")],
                         ]),
                     ],
                 ),
-                vec![comma()],
+                vec![sep()],
                 flatten(),
-                vec![comma(), rule("classifier")],
+                vec![sep(), rule("classifier")],
             ]
             .concat()],
         );
         self.add(
             "flat_head",
-            vec![[flatten(), vec![comma(), rule("classifier")]].concat()],
+            vec![[flatten(), vec![sep(), rule("classifier")]].concat()],
         );
         self.add(
             "hidden",
@@ -315,15 +404,11 @@ impl Builder {
         self.add(
             "classifier",
             vec![[
-                vec![repeat(vec![rule("hidden"), comma()], 0, Some(4))],
+                vec![repeat(vec![rule("hidden"), sep()], 0, Some(HIDDEN))],
                 call(
                     "LazyLinear",
-                    vec![
-                        opt(vec![lit("out_features"), lit("=")]),
-                        lit(&classes.to_string()),
-                    ],
+                    vec![opt(vec![lit("out_features=")]), lit(&classes.to_string())],
                 ),
-                vec![trailing()],
             ]
             .concat()],
         );
@@ -341,7 +426,7 @@ impl Builder {
             let mut keywords = [vec![comma()], keyword("stride", vec![lit(stride)])].concat();
             if let Some(p) = padding {
                 positional.extend([comma(), lit(p)]);
-                keywords.extend([comma(), lit("padding"), lit("="), lit(p)]);
+                keywords.extend([comma(), lit("padding="), lit(p)]);
             }
             let mut forms = vec![
                 positional,
@@ -358,14 +443,16 @@ impl Builder {
                     word(&["MaxPool2d", "AvgPool2d"]),
                     lit("("),
                     choice(forms),
-                    trailing(),
                     lit(")"),
                 ]],
             );
         }
     }
 
-    /// Residual blocks of stride 1 and 2, whose body and shortcut end with the same count.
+    /// Residual blocks of stride 1 and 2, whose body and shortcut end with the same count:
+    /// `residual_s1`/`residual_s2` with a plain head (a 3x3 convolution of any width, an
+    /// optional batch norm, an activation), `inverted_s1`/`inverted_s2` with an inverted one
+    /// (a 1x1 expansion and a depthwise 3x3 convolution of one count).
     fn residuals(&mut self) {
         let channels = self.channels.clone();
         for stride in [1, 2] {
@@ -381,7 +468,7 @@ impl Builder {
                     strided.clone(),
                     vec![comma()],
                     keyword("padding", vec![lit("1")]),
-                    vec![comma(), lit("groups"), lit("=")],
+                    vec![comma(), lit("groups=")],
                 ]
                 .concat()],
             );
@@ -394,12 +481,7 @@ impl Builder {
                 ]
                 .concat()],
             );
-            let mut heads = vec![[
-                call_open("LazyConv2d"),
-                vec![rule("width"), rule(&format!("conv3_s{stride}")), comma()],
-                vec![opt_then_comma("bn"), rule("act"), comma()],
-            ]
-            .concat()];
+            let mut inverted_heads = Vec::new();
             let mut tails = Vec::new();
             for &c in &channels {
                 let c_lit = || lit(&c.to_string());
@@ -408,16 +490,16 @@ impl Builder {
                     &inverted,
                     vec![[
                         call_open("LazyConv2d"),
-                        vec![c_lit(), rule("conv1_s1"), comma()],
-                        vec![opt_then_comma("bn"), rule("act"), comma()],
+                        vec![c_lit(), rule("conv1_s1"), sep()],
+                        vec![opt_then_sep("bn"), rule("act"), sep()],
                         call_open("LazyConv2d"),
                         vec![c_lit(), rule(&format!("dw_s{stride}")), c_lit()],
-                        vec![rule("conv_end"), comma()],
-                        vec![opt_then_comma("bn"), rule("act"), comma()],
+                        vec![rule("conv_end"), sep()],
+                        vec![opt_then_sep("bn"), rule("act"), sep()],
                     ]
                     .concat()],
                 );
-                heads.push(vec![rule(&inverted)]);
+                inverted_heads.push(vec![rule(&inverted)]);
                 let shortcut = format!("shortcut{c}_s{stride}");
                 let projection = || {
                     [
@@ -430,10 +512,12 @@ impl Builder {
                     &shortcut,
                     vec![
                         projection(),
-                        call(
-                            "Sequential",
-                            [projection(), vec![comma(), rule("bn"), trailing()]].concat(),
-                        ),
+                        [
+                            open_block("Sequential"),
+                            projection(),
+                            vec![sep(), rule("bn"), rule("close")],
+                        ]
+                        .concat(),
                     ],
                 );
                 let tail = format!("tail{c}_s{stride}");
@@ -444,69 +528,98 @@ impl Builder {
                         vec![
                             c_lit(),
                             choice(vec![vec![rule("conv3_s1")], vec![rule("conv1_s1")]]),
-                            comma(),
-                            opt_then_comma("bn"),
-                            opt_then_comma("se"),
+                            sep(),
+                            opt_then_sep("bn"),
+                            opt_then_sep("se"),
                         ],
                         keyword("shortcut", vec![rule(&shortcut)]),
-                        vec![trailing()],
                     ]
                     .concat()],
                 );
                 tails.push(vec![rule(&tail)]);
             }
-            self.add(&format!("reshead_s{stride}"), heads);
-            self.add(&format!("restail_s{stride}"), tails);
             self.add(
-                &format!("residual_s{stride}"),
-                vec![call(
-                    "Residual",
-                    vec![
-                        rule(&format!("reshead_s{stride}")),
-                        rule(&format!("restail_s{stride}")),
-                    ],
-                )],
+                &format!("reshead_s{stride}"),
+                vec![[
+                    call_open("LazyConv2d"),
+                    vec![rule("width"), rule(&format!("conv3_s{stride}")), sep()],
+                    vec![opt_then_sep("bn"), rule("act"), sep()],
+                ]
+                .concat()],
             );
+            self.add(&format!("invhead_s{stride}"), inverted_heads);
+            self.add(&format!("restail_s{stride}"), tails);
+            for (block, head) in [("residual", "reshead"), ("inverted", "invhead")] {
+                let name = format!("{block}_s{stride}");
+                self.add(
+                    &name,
+                    vec![[
+                        open_block("Residual"),
+                        vec![
+                            rule(&format!("{head}_s{stride}")),
+                            rule(&format!("restail_s{stride}")),
+                            rule("close"),
+                        ],
+                    ]
+                    .concat()],
+                );
+                self.weigh(&name);
+            }
         }
     }
 
-    /// The rules of one feature-map size; returns the smaller sizes it leads to.
-    fn stage(&mut self, size: Size, max_layers: usize) -> Vec<Size> {
-        let s = size.name();
-        let kernels: Vec<usize> = KERNELS.into_iter().filter(|&k| k <= size.min()).collect();
-        // 1x1 kernels fit every map.
-        let widest = kernels.last().copied().unwrap_or(1);
-        if !self
-            .rules
-            .iter()
-            .any(|r| r.name == format!("layer_k{widest}"))
-        {
-            self.layers(&kernels);
+    /// The `feat_` rules of every size and layer count reachable from `first` with
+    /// `max_layers` layers.
+    fn stages(&mut self, first: Size, max_layers: usize) {
+        let mut pending = vec![(first, max_layers)];
+        let mut done = BTreeSet::new();
+        // Added at the end, the largest map and the most layers left first.
+        let mut feats = BTreeMap::new();
+        let mut downs_of: BTreeMap<Size, BTreeMap<Size, Vec<String>>> = BTreeMap::new();
+        while let Some((size, left)) = pending.pop() {
+            if !done.insert((size, left)) {
+                continue;
+            }
+            let downs = match downs_of.get(&size) {
+                Some(downs) => downs.clone(),
+                None => {
+                    let downs = self.downsamplings(size);
+                    downs_of.insert(size, downs.clone());
+                    downs
+                }
+            };
+            let kernels = size.kernels();
+            let widest = kernels.last().copied().unwrap_or(1);
+            let mut alternatives = Vec::new();
+            let mut next = |what: String, weight: usize, to: Size| {
+                if weight <= left {
+                    alternatives.push(vec![rule(&what), sep(), rule(&feat(to, left - weight))]);
+                    pending.push((to, left - weight));
+                }
+            };
+            next(format!("layer_k{widest}"), 1, size);
+            let mut blocks = vec![format!("concat_k{widest}")];
+            if widest >= 3 {
+                blocks.extend(["residual_s1".to_string(), "inverted_s1".to_string()]);
+            }
+            for block in blocks {
+                next(block.clone(), self.weights[&block], size);
+            }
+            for (target, ways) in &downs {
+                for way in ways {
+                    let weight = self.weights.get(way).copied().unwrap_or(1);
+                    next(way.clone(), weight, *target);
+                }
+            }
+            alternatives.push(vec![rule("pooled_head")]);
+            if size.h.saturating_mul(size.w) <= 16 {
+                alternatives.push(vec![rule("flat_head")]);
+            }
+            feats.insert((Reverse(size), Reverse(left)), alternatives);
         }
-        let mut tails = Vec::new();
-        let downs = downsamplings(size, &kernels);
-        for (target, alternatives) in &downs {
-            let down = format!("down_{s}_{}", target.name());
-            self.add(&down, alternatives.clone());
-            tails.push(vec![
-                rule(&down),
-                comma(),
-                rule(&format!("feat_{}", target.name())),
-            ]);
+        for ((Reverse(size), Reverse(left)), alternatives) in feats {
+            self.add(&feat(size, left), alternatives);
         }
-        tails.push(vec![rule("pooled_head")]);
-        if size.h.saturating_mul(size.w) <= 16 {
-            tails.push(vec![rule("flat_head")]);
-        }
-        self.add(&format!("tail_{s}"), tails);
-        let mut feat = Vec::new();
-        if max_layers > 0 {
-            let layer = vec![rule(&format!("layer_k{widest}")), comma()];
-            feat.push(repeat(layer, 0, Some(max_layers)));
-        }
-        feat.push(rule(&format!("tail_{s}")));
-        self.add(&format!("feat_{s}"), vec![feat]);
-        downs.into_keys().collect()
     }
 
     /// The layers that keep the size of a map that fits `kernels` (all of [`KERNELS`] up to
@@ -515,6 +628,9 @@ impl Builder {
     fn layers(&mut self, kernels: &[usize]) {
         let widest = kernels.last().copied().unwrap_or(1);
         let name = |what: &str| format!("{what}_k{widest}");
+        if self.rules.iter().any(|r| r.name == name("layer")) {
+            return;
+        }
         self.add(
             &name("conv"),
             kernels
@@ -538,58 +654,103 @@ impl Builder {
         self.add(
             &name("branch"),
             vec![
-                call(
-                    "Sequential",
+                [
+                    open_block("Sequential"),
                     vec![
                         blayer.clone(),
-                        repeat(vec![comma(), blayer], 0, Some(3)),
-                        trailing(),
+                        repeat(vec![sep(), blayer], 0, Some(BRANCH_LAYERS - 1)),
+                        rule("close"),
                     ],
-                ),
+                ]
+                .concat(),
                 vec![conv.clone()],
             ],
         );
         let branch = rule(&name("branch"));
         self.add(
             &name("concat"),
-            vec![call(
-                "Concat",
+            vec![[
+                open_block("Concat"),
                 vec![
                     branch.clone(),
-                    repeat(vec![comma(), branch], 1, Some(3)),
-                    trailing(),
+                    repeat(vec![sep(), branch], 1, Some(BRANCHES - 1)),
+                    rule("close"),
                 ],
-            )],
+            ]
+            .concat()],
         );
-        let mut layers = vec![
-            vec![conv],
-            vec![rule("bn")],
-            vec![rule("act")],
-            vec![rule("dropout")],
-            vec![rule("se")],
-            vec![rule(&name("concat"))],
-        ];
-        if widest >= 3 {
-            layers.push(vec![rule("residual_s1")]);
+        self.weigh(&name("concat"));
+        self.add(
+            &name("layer"),
+            vec![
+                vec![conv],
+                vec![rule("bn")],
+                vec![rule("act")],
+                vec![rule("dropout")],
+                vec![rule("se")],
+            ],
+        );
+    }
+
+    /// The ways to shrink a map of `size` (at least 2x2), by the size they produce, as rule
+    /// names: `down_S_T` (2x2 pooling, rounding down; 3x3 stride-2 pooling and strided
+    /// convolutions, rounding up), and strided residual blocks; only windows that fit the
+    /// map, and residual blocks only where their 3x3 convolutions fit the smaller map too.
+    /// Adds the rules of the size's layers and of its `down_` rules.
+    fn downsamplings(&mut self, size: Size) -> BTreeMap<Size, Vec<String>> {
+        let kernels = size.kernels();
+        self.layers(&kernels);
+        let mut ways: BTreeMap<Size, Vec<Vec<Item>>> = BTreeMap::new();
+        let mut blocks: BTreeMap<Size, Vec<String>> = BTreeMap::new();
+        if size.min() < 2 {
+            return blocks;
         }
-        self.add(&name("layer"), layers);
+        let smaller = |target: Option<Size>| target.filter(|t| t.h < size.h && t.w < size.w);
+        let mut add = |target: Option<Size>, items: Vec<Item>| {
+            if let Some(t) = smaller(target) {
+                ways.entry(t).or_default().push(items);
+            }
+        };
+        add(size.after(2, 2, 0), vec![rule("pool2")]);
+        if size.min() >= 3 {
+            add(size.after(3, 2, 1), vec![rule("pool3_s2")]);
+        }
+        for &k in &kernels {
+            add(
+                size.after(k, 2, k / 2),
+                [
+                    call_open("LazyConv2d"),
+                    vec![rule("width"), rule(&format!("conv{k}_s2"))],
+                ]
+                .concat(),
+            );
+        }
+        for (target, alternatives) in ways {
+            let name = format!("down_{}_{}", size.name(), target.name());
+            self.add(&name, alternatives);
+            blocks.entry(target).or_default().push(name);
+        }
+        // The body's 3x3 stride-2 convolution and the 1x1 stride-2 shortcut give the same size.
+        let body = size.after(3, 2, 1);
+        if size.min() >= 3 && body == size.after(1, 2, 0) && body.is_some_and(|t| t.min() >= 3) {
+            if let Some(t) = smaller(body) {
+                let names = blocks.entry(t).or_default();
+                names.extend(["residual_s2".to_string(), "inverted_s2".to_string()]);
+            }
+        }
+        blocks
     }
 }
 
-/// `NAME "("`.
-fn call_open(name: &str) -> Vec<Item> {
-    vec![word(&[name]), lit("(")]
-}
-
 /// What follows `LazyConv2d(width` for a `k`x`k` kernel at `stride` with `padding = k // 2`:
-/// positional `k, stride, padding` or keywords, then the optional `bias=` and `)`.
+/// positional `k, stride, padding` or keywords (`stride=` only for 2), then the optional
+/// `bias=` and `)`.
 fn conv_rest(k: usize, stride: usize) -> Vec<Vec<Item>> {
     let (k_text, s_text, p_text) = (k.to_string(), stride.to_string(), (k / 2).to_string());
-    let stride_keyword = [vec![comma()], keyword("stride", vec![lit(&s_text)])].concat();
     let stride_part = if stride == 1 {
-        vec![opt(stride_keyword)]
+        Vec::new()
     } else {
-        stride_keyword
+        [vec![comma()], keyword("stride", vec![lit(&s_text)])].concat()
     };
     let mut paddings = vec![vec![lit(&p_text)]];
     if stride == 1 {
@@ -615,40 +776,4 @@ fn conv_rest(k: usize, stride: usize) -> Vec<Vec<Item>> {
         ]
         .concat(),
     ]
-}
-
-/// The ways to shrink a map of `size` (at least 2x2), grouped by the size they produce: 2x2
-/// pooling (rounding down), 3x3 stride-2 pooling, strided convolutions with `kernels` and
-/// strided residual blocks (rounding up); only windows that fit the map, and residual blocks
-/// only where their 3x3 convolutions fit the smaller map too.
-fn downsamplings(size: Size, kernels: &[usize]) -> BTreeMap<Size, Vec<Vec<Item>>> {
-    let mut downs: BTreeMap<Size, Vec<Vec<Item>>> = BTreeMap::new();
-    if size.min() < 2 {
-        return downs;
-    }
-    let mut add = |target: Option<Size>, items: Vec<Item>| {
-        if let Some(t) = target.filter(|t| t.h < size.h && t.w < size.w) {
-            downs.entry(t).or_default().push(items);
-        }
-    };
-    add(size.after(2, 2, 0), vec![rule("pool2")]);
-    if size.min() >= 3 {
-        add(size.after(3, 2, 1), vec![rule("pool3_s2")]);
-    }
-    for &k in kernels {
-        add(
-            size.after(k, 2, k / 2),
-            [
-                call_open("LazyConv2d"),
-                vec![rule("width"), rule(&format!("conv{k}_s2"))],
-            ]
-            .concat(),
-        );
-    }
-    // The body's 3x3 stride-2 convolution and the 1x1 stride-2 shortcut give the same size.
-    let body = size.after(3, 2, 1);
-    if size.min() >= 3 && body == size.after(1, 2, 0) && body.is_some_and(|t| t.min() >= 3) {
-        add(body, vec![rule("residual_s2")]);
-    }
-    downs
 }

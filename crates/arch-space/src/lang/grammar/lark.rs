@@ -8,10 +8,12 @@ impl Grammar {
     /// The grammar in llguidance's Lark dialect: one rule per line (alternatives on
     /// continuation lines), literals as JSON strings, terminals as `/regex/`, and the skip as
     /// `%ignore` (with `%llguidance` options: `ignore_once` for a bounded skip,
-    /// `allow_initial_skip` for a free one). An alternative without items prints as `""`.
+    /// `allow_initial_skip` for a free one; nothing for [`Skip::None`]). An alternative
+    /// without items prints as `""`.
     pub fn to_lark(&self) -> String {
         let mut out = String::new();
         match self.skip {
+            Skip::None => {}
             Skip::Free => {
                 out.push_str("%llguidance {\"allow_initial_skip\": true}\n");
                 out.push_str("%ignore /[ \\t\\r\\n]+/\n%ignore /#[^\\n`~]*/\n");
@@ -139,6 +141,8 @@ pub(super) fn terminal_regex(t: &Terminal) -> String {
         }
         Terminal::ImportLine => "(?:import|from) [^\\n`~]*\\n".into(),
         Terminal::Blank => "(?:[ \\t\\r\\n]|#[^\\n`~]*)+".into(),
+        Terminal::Break { indent: 0 } => "\\n".into(),
+        Terminal::Break { indent } => format!("\\n {{0,{indent}}}"),
     }
 }
 

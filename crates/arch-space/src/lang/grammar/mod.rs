@@ -9,11 +9,13 @@
 //! bounded repetitions and [`Terminal`]s, which are classes of lexemes described by structure
 //! (an integer range, a set of words), not by regex text. [`Grammar::to_lark`] prints it in
 //! llguidance's Lark dialect; [`Grammar::sample`] walks it with a caller's choices, which
-//! makes random texts of the grammar without a regex engine or a random number generator here.
+//! makes random texts of the grammar without a regex engine or a random number generator here;
+//! [`Grammar::max_len`] bounds the length of its texts.
 
 mod generation;
 mod language;
 mod lark;
+mod length;
 mod sample;
 #[cfg(test)]
 mod tests;
@@ -99,11 +101,19 @@ pub enum Terminal {
     /// Whitespace and `#` comments, at least one character: what may follow the last lexeme
     /// of a text, where llguidance allows no skip.
     Blank,
+    /// A line break and then up to `indent` spaces: the layout of a grammar without skip.
+    Break {
+        /// Most spaces after the line break.
+        indent: usize,
+    },
 }
 
 /// What may separate lexemes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
+    /// Nothing: lexemes follow one another directly, and whatever whitespace the texts hold
+    /// is written out in the rules (literals, [`Terminal::Break`]).
+    None,
     /// Any whitespace and `#` comments, as often as wanted, before, between and after the
     /// lexemes (the language as the parser reads it).
     Free,
@@ -202,7 +212,8 @@ impl Grammar {
                     | Terminal::Name
                     | Terminal::Str
                     | Terminal::ImportLine
-                    | Terminal::Blank => false,
+                    | Terminal::Blank
+                    | Terminal::Break { .. } => false,
                 };
                 if empty {
                     Err(GrammarError::new(format!(

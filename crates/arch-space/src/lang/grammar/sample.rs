@@ -179,6 +179,7 @@ impl<F: FnMut(usize) -> usize> Walk<'_, F> {
 
     fn skip(&mut self) -> String {
         match self.grammar.skip {
+            Skip::None => String::new(),
             Skip::Free => ["", " ", "\n    ", "  # note\n", "\n\n"][self.pick(5)].into(),
             Skip::Bounded {
                 spaces,
@@ -236,6 +237,7 @@ impl<F: FnMut(usize) -> usize> Walk<'_, F> {
                 format!("{prefix}{}", words[self.pick(words.len())])
             }
             Terminal::Blank => ["\n", " ", "  # end\n"][self.pick(3)].into(),
+            Terminal::Break { indent } => format!("\n{}", " ".repeat(self.pick(indent + 1))),
             Terminal::ImportLine => {
                 let keyword = if self.pick(2) == 0 { "import" } else { "from" };
                 format!("{keyword} {}\n", self.name())

@@ -73,12 +73,15 @@ fn the_generation_grammar_uses_only_known_names_and_is_finite() {
         let known = LAYERS.iter().any(|(l, _)| *l == word) || BLOCKS.contains(&word.as_str());
         assert!(known, "{word}");
     }
-    // One rule set per size the input can be reduced to.
-    let feats: Vec<&str> = grammar
+    // Rules per size the input can be reduced to, one per number of layers left.
+    let mut feats: Vec<&str> = grammar
         .rules
         .iter()
-        .filter_map(|r| r.name.strip_prefix("feat_"))
+        .filter_map(|r| Some(r.name.strip_prefix("feat_")?.rsplit_once('_')?.0))
         .collect();
+    feats.dedup();
+    feats.sort();
+    feats.dedup();
     assert_eq!(feats.len(), 6, "{feats:?}");
     for size in ["32x32", "16x16", "8x8", "4x4", "2x2", "1x1"] {
         assert!(feats.contains(&size), "{size}");
@@ -112,6 +115,117 @@ fn the_generation_grammar_uses_only_known_names_and_is_finite() {
         done.extend(path.pop());
     }
     visit(&grammar, "start", &mut Vec::new(), &mut Vec::new());
+    // The layout is in the rules: no skip, so no whitespace but what they write.
+    assert_eq!(grammar.skip, Skip::None);
+    assert!(grammar.max_len().is_some());
+}
+
+#[test]
+fn max_len_adds_up_the_structure() {
+    let grammar = |skip, rules: Vec<(&str, Vec<Vec<Item>>)>| Grammar {
+        rules: rules
+            .into_iter()
+            .map(|(name, alternatives)| Rule {
+                name: name.into(),
+                alternatives,
+            })
+            .collect(),
+        skip,
+    };
+    let int = |max| Item::Terminal(Terminal::Integer { min: 1, max });
+    let g = grammar(
+        Skip::None,
+        vec![
+            (
+                "start",
+                vec![vec![
+                    lit("ab"),
+                    repeat(vec![rule("x"), lit(",")], 0, Some(3)),
+                    opt(vec![Item::Terminal(Terminal::Break { indent: 4 })]),
+                ]],
+            ),
+            // At most 4 bytes: `1000`, or `x` and a fraction of one digit (`x0.5`).
+            (
+                "x",
+                vec![
+                    vec![int(1000)],
+                    vec![lit("x"), Item::Terminal(Terminal::Fraction { digits: 1 })],
+                    vec![choice(vec![vec![lit("no")], vec![]])],
+                ],
+            ),
+        ],
+    );
+    g.validate().unwrap();
+    // `ab`, 3 times `x0.5,`, a line break and 4 spaces.
+    assert_eq!(g.max_len(), Some(2 + 3 * (4 + 1) + 5));
+    // A bounded skip: up to 2 blanks, or 1 line break indented by 3, between two lexemes.
+    let bounded = Grammar {
+        skip: Skip::Bounded {
+            spaces: 2,
+            lines: 1,
+            indent: 3,
+        },
+        ..grammar(Skip::None, vec![("start", vec![vec![lit("a"), lit("bc")]])])
+    };
+    assert_eq!(bounded.max_len(), Some(3 + (2 + 4)));
+    let words = grammar(
+        Skip::None,
+        vec![(
+            "start",
+            vec![vec![Item::Terminal(Terminal::Word {
+                prefixes: vec!["nn.".into(), "torch.nn.".into()],
+                words: vec!["ReLU".into(), "Conv2d".into()],
+            })]],
+        )],
+    );
+    assert_eq!(words.max_len(), Some(9 + 6));
+    // Unbounded: a free skip, an unlimited repetition, a name, a rule that refers to itself.
+    let free = grammar(Skip::Free, vec![("start", vec![vec![lit("a")]])]);
+    assert_eq!(free.max_len(), None);
+    let unlimited = grammar(
+        Skip::None,
+        vec![("start", vec![vec![repeat(vec![lit("a")], 1, None)]])],
+    );
+    assert_eq!(unlimited.max_len(), None);
+    let name = grammar(
+        Skip::None,
+        vec![("start", vec![vec![Item::Terminal(Terminal::Name)]])],
+    );
+    assert_eq!(name.max_len(), None);
+    let nested = grammar(
+        Skip::None,
+        vec![(
+            "start",
+            vec![vec![lit("("), rule("start"), lit(")")], vec![lit("x")]],
+        )],
+    );
+    assert_eq!(nested.max_len(), None);
+    assert_eq!(language_grammar().max_len(), None);
+}
+
+#[test]
+fn the_layer_budget_bounds_every_reply() {
+    let cifar = InputSpec::cifar10();
+    let longest = generation_grammar(&cifar).unwrap().max_len().unwrap();
+    println!("the longest CIFAR-10 reply: {longest} bytes");
+    assert!((2500..=3000).contains(&longest), "{longest}");
+    // Each layer of the budget adds at most one layer's longest text.
+    let fewer = GenerationOptions {
+        max_layers: 10,
+        ..GenerationOptions::default()
+    };
+    let shorter = generation_grammar_with(&cifar, &fewer)
+        .unwrap()
+        .max_len()
+        .unwrap();
+    assert!(shorter < longest - 20 * 70, "{shorter} {longest}");
+    let none = GenerationOptions {
+        max_layers: 0,
+        ..GenerationOptions::default()
+    };
+    let head_only = generation_grammar_with(&cifar, &none).unwrap();
+    head_only.validate().unwrap();
+    assert!(head_only.max_len().unwrap() < 600);
 }
 
 #[test]
