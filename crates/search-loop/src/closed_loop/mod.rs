@@ -120,7 +120,7 @@ impl LoopConfig {
     }
 
     /// The Code Generator's sampling for `input`: under the generation grammar when
-    /// constrained. Fails when no grammar can be built for the input (e.g. an empty image).
+    /// constrained, with `max_tokens` raised to the grammar's longest text. Fails when no grammar can be built for the input (e.g. an empty image).
     pub fn generator_sampling_for(&self, input: &InputSpec) -> Result<Sampling, SearchError> {
         let mut sampling = self.generator_sampling.clone();
         if self.constrained {
@@ -128,6 +128,11 @@ impl LoopConfig {
                 text: "the generation grammar".into(),
                 reason: e.message,
             })?;
+            // Room for the longest reply the grammar allows (a token is at least one byte),
+            // so that every reply finishes and parses.
+            if let Some(longest) = grammar.max_len() {
+                sampling.max_tokens = sampling.max_tokens.max(longest + 1);
+            }
             sampling.constraint = Some(Constraint::Lark(grammar.to_lark()));
         }
         Ok(sampling)
