@@ -54,7 +54,10 @@ fn follows_constraints(path: &Path) {
                 .unwrap();
             assert_eq!(streamed, reply.text, "streaming under a constraint");
             if seed > 0 {
-                assert!(reply.usage.cached_prompt_tokens > 0, "the prompt's cache is reused");
+                assert!(
+                    reply.usage.cached_prompt_tokens > 0,
+                    "the prompt's cache is reused"
+                );
             }
             assert_eq!(reply.enforcement, Enforcement::Decoding);
             assert_eq!(
