@@ -89,6 +89,9 @@ struct Args {
     /// Per-candidate training time limit in seconds.
     #[arg(long, default_value_t = 600.0)]
     time_limit: f64,
+    /// Refuse (as `oom`) a network whose predicted training memory exceeds this many bytes.
+    #[arg(long, default_value_t = 8_000_000_000)]
+    train_memory: u64,
     /// Stop starting iterations after this many seconds.
     #[arg(long)]
     max_wall: Option<f64>,
@@ -250,6 +253,7 @@ fn create(args: &Args) -> Result<(RunDir, RunConfig), Box<dyn std::error::Error>
     let mut training = TrainConfig::proxy();
     training.seed = args.seed;
     training.time_limit_seconds = Some(args.time_limit);
+    training.memory_limit_bytes = Some(args.train_memory);
     let config = RunConfig {
         closed_loop,
         setup: EvalSetup {

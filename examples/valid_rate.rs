@@ -59,6 +59,9 @@ struct Args {
     /// Seconds one training check may take (longer is a failure: `timeout`).
     #[arg(long, default_value_t = 60.0)]
     time_limit: f64,
+    /// Refuse (as `oom`) a network whose predicted training memory exceeds this many bytes.
+    #[arg(long, default_value_t = 8_000_000_000)]
+    train_memory: u64,
     /// `cpu` or `cuda`.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -79,6 +82,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = nas_rs::trainer::device(&args.device)?;
     let mut training = TrainConfig::proxy();
     training.time_limit_seconds = Some(args.time_limit);
+    training.memory_limit_bytes = Some(args.train_memory);
     let setup = EvalSetup {
         data: DataSpec {
             path: args.data.clone(),
