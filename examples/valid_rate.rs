@@ -149,8 +149,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         println!(
-            "seed {seed:>3}: {verdict:<10} ({} tokens, {:?})",
-            reply.usage.completion_tokens, reply.finish
+            "seed {seed:>3}: {verdict:<10} ({} tokens, {:.1} tok/s, {:?})",
+            reply.usage.completion_tokens,
+            reply.decode_tokens_per_second(),
+            reply.finish
         );
         if args.print_replies {
             println!("{}\n", reply.text);
