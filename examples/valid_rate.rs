@@ -19,12 +19,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use nas_rs::arch_space::lang::{parse, Budget};
+use nas_rs::arch_space::lang::parse;
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::search_loop::closed_loop::{
-    generator_messages, Evaluator, LoopConfig, TaskPrompt, TrainerEvaluator,
+    generator_messages, Evaluator, LoopConfig, TrainerEvaluator,
 };
 use nas_rs::search_loop::run::OutcomeStatus;
 use nas_rs::trainer::train::TrainConfig;
@@ -102,13 +102,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.generator_sampling.top_p = 0.9;
     config.generator_sampling.max_tokens = args.max_tokens;
     let sampling = config.generator_sampling_for(&input)?;
-    let task = TaskPrompt {
-        description: &config.task,
-        input,
-        budget: Budget::default(),
-        lazy: config.constrained,
-    };
-    let messages = generator_messages(&task, None, None, None);
+    let messages = generator_messages(&config.task_prompt(input), None, None, None);
     let mut model = load_model(&args.model, &device)?;
     println!(
         "{} | {} | {} answers, {} training images per check",

@@ -13,7 +13,7 @@ use llm_local::runtime::GgufModel;
 use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
 use llm_local::{Enforcement, Sampling, Timing, Usage};
 use search_loop::closed_loop::{
-    generator_messages, read_diagnosis, run_closed_loop, Evaluator, LoopConfig, Roles, TaskPrompt,
+    generator_messages, read_diagnosis, run_closed_loop, Evaluator, LoopConfig, Roles,
     TrainerEvaluator,
 };
 use search_loop::run::{Event, OutcomeStatus, Provenance, RunDir, EVENTS};
@@ -305,13 +305,7 @@ fn constrained_roles_always_answer_in_form() {
     let mut model = GgufModel::load(&model_path, &Device::Cpu).unwrap();
     let input = evaluator().input();
     let config = LoopConfig::new("Brightest-quadrant classification", 1);
-    let task = TaskPrompt {
-        description: &config.task,
-        input,
-        budget: Budget::default(),
-        lazy: config.constrained,
-    };
-    let messages = generator_messages(&task, None, None, None);
+    let messages = generator_messages(&config.task_prompt(input), None, None, None);
     for seed in 0..6 {
         let mut sampling = config.generator_sampling_for(&input).unwrap();
         sampling.seed = seed;

@@ -138,6 +138,16 @@ impl LoopConfig {
         Ok(sampling)
     }
 
+    /// What the roles are told about the task, for a dataset with `input`.
+    pub fn task_prompt(&self, input: InputSpec) -> TaskPrompt<'_> {
+        TaskPrompt {
+            description: &self.task,
+            input,
+            budget: self.budget,
+            lazy: self.constrained,
+        }
+    }
+
     /// The Prompt Improver's sampling: under [`DIAGNOSIS_SCHEMA`] when constrained.
     pub fn improver_sampling_constrained(&self) -> Sampling {
         let mut sampling = self.improver_sampling.clone();
@@ -319,12 +329,7 @@ struct LoopState<'a, 'r> {
 
 impl LoopState<'_, '_> {
     fn task(&self) -> TaskPrompt<'_> {
-        TaskPrompt {
-            description: &self.config.task,
-            input: self.evaluator.input(),
-            budget: self.config.budget,
-            lazy: self.config.constrained,
-        }
+        self.config.task_prompt(self.evaluator.input())
     }
 
     fn consecutive_llm_errors(&self) -> usize {
