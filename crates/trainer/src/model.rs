@@ -12,7 +12,7 @@ use candle_core::{Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ops::{self, ConvGeometry, PoolGeometry};
+use crate::ops::{ConvGeometry, Kernels, PoolGeometry};
 
 /// Why a module could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,7 @@ pub struct Network {
     root: Block,
     params: Vec<Var>,
     device: Device,
+    kernels: Kernels,
 }
 
 struct Builder<'a> {
@@ -315,14 +316,14 @@ fn optional(var: &Option<Var>, track: bool) -> Option<Tensor> {
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, mode: &mut Mode<'_>, k: Kernels) -> Result<Tensor> {
         let track = mode.train;
         match self {
             Block::Conv {
                 weight,
                 bias,
                 geometry,
-            } => ops::conv2d(
+            } => k.conv2d(
                 x,
                 &tensor(weight, track),
                 optional(bias, track).as_ref(),
@@ -340,7 +341,7 @@ impl Block {
                 let (w, b) = (optional(weight, track), optional(bias, track));
                 let (w, b) = (w.as_ref(), b.as_ref());
                 if mode.train || !keeps_stats {
-                    let (y, batch_mean, batch_var) = ops::batch_norm_train(x, w, b, *eps)?;
+                    let (y, batch_mean, batch_var) = k.batch_norm_train(x, w, b, *eps)?;
                     if mode.train && *keeps_stats {
                         let m = *momentum;
                         mean.set(&((mean.as_tensor() * (1.0 - m))? + (batch_mean.detach() * m)?)?)?;
@@ -348,15 +349,15 @@ impl Block {
                     }
                     Ok(y)
                 } else {
-                    ops::batch_norm_eval(x, mean.as_tensor(), var.as_tensor(), w, b, *eps)
+                    k.batch_norm_eval(x, mean.as_tensor(), var.as_tensor(), w, b, *eps)
                 }
             }
             Block::Linear { weight, bias } => {
-                ops::linear(x, &tensor(weight, track), optional(bias, track).as_ref())
+                k.linear(x, &tensor(weight, track), optional(bias, track).as_ref())
             }
-            Block::MaxPool(g) => ops::max_pool2d(x, g),
-            Block::AvgPool(g, count_pad) => ops::avg_pool2d(x, g, *count_pad),
-            Block::AdaptiveAvgPool(size) => ops::adaptive_avg_pool2d(x, *size),
+            Block::MaxPool(g) => k.max_pool2d(x, g),
+            Block::AvgPool(g, count_pad) => k.avg_pool2d(x, g, *count_pad),
+            Block::AdaptiveAvgPool(size) => k.adaptive_avg_pool2d(x, *size),
             Block::Dropout { p, channels } if mode.train => dropout(x, *p, *channels, mode.rng),
             Block::Dropout { .. } | Block::Identity => Ok(x.clone()),
             Block::Flatten { start, end } => {
@@ -364,28 +365,29 @@ impl Block {
                 let norm = |d: i64| (if d < 0 { d + rank } else { d }) as usize;
                 x.flatten(norm(*start), norm(*end))
             }
-            Block::Activation(a) => ops::activation(x, a),
+            Block::Activation(a) => k.activation(x, a),
             Block::Zero => x.zeros_like(),
             Block::SqueezeExcitation { reduce, expand } => {
                 let (b, c, _, _) = x.dims4()?;
                 let pooled = x.mean_keepdim((2, 3))?.reshape((b, c))?;
                 let flat = |w: &Var| tensor(w, track).flatten_from(1);
-                let s = ops::linear(&pooled, &flat(&reduce.0)?, Some(&tensor(&reduce.1, track)))?
+                let s = k
+                    .linear(&pooled, &flat(&reduce.0)?, Some(&tensor(&reduce.1, track)))?
                     .relu()?;
-                let scale = candle_nn::ops::sigmoid(&ops::linear(
+                let scale = candle_nn::ops::sigmoid(&k.linear(
                     &s,
                     &flat(&expand.0)?,
                     Some(&tensor(&expand.1, track)),
                 )?)?;
                 x.broadcast_mul(&scale.reshape((b, c, 1, 1))?)
             }
-            Block::Sequential(items) => {
-                items.iter().try_fold(x.clone(), |h, b| b.forward(&h, mode))
-            }
+            Block::Sequential(items) => items
+                .iter()
+                .try_fold(x.clone(), |h, b| b.forward(&h, mode, k)),
             Block::Parallel(j, branches) => {
                 let outs = branches
                     .iter()
-                    .map(|b| b.forward(x, mode))
+                    .map(|b| b.forward(x, mode, k))
                     .collect::<Result<Vec<_>>>()?;
                 join(*j, outs)
             }
@@ -394,7 +396,7 @@ impl Block {
                 for (j, edges) in nodes {
                     let outs = edges
                         .iter()
-                        .map(|(src, b)| b.forward(&values[*src], mode))
+                        .map(|(src, b)| b.forward(&values[*src], mode, k))
                         .collect::<Result<Vec<_>>>()?;
                     values.push(join(*j, outs)?);
                 }
@@ -426,6 +428,7 @@ impl Network {
                 root,
                 params: builder.params,
                 device: device.clone(),
+                kernels: Kernels::default(),
             },
             analysis,
         ))
@@ -433,7 +436,18 @@ impl Network {
 
     /// Logits `[B, classes]` of a batch `[B, C, H, W]`.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        self.root.forward(x, mode)
+        self.root.forward(x, mode, self.kernels)
+    }
+
+    /// The same network running on `kernels` (default [`Kernels::Native`]).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// The kernels the network runs on.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// The trainable parameters, in build order.

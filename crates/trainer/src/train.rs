@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{batches, Augment, ImageSet, Normalization};
 use crate::model::{BuildError, Mode, Network};
-use crate::ops;
+use crate::ops::{self, Kernels};
 use crate::optim::{learning_rate, Optimizer, OptimizerConfig, Schedule};
 use crate::TrainError;
 
@@ -47,6 +47,9 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Training steps per point of the loss curve.
     pub log_every: usize,
+    /// The implementation of the operations (our CPU kernels, or candle's ops only).
+    #[serde(default)]
+    pub kernels: Kernels,
 }
 
 impl TrainConfig {
@@ -69,6 +72,7 @@ impl TrainConfig {
             memory_limit_bytes: None,
             eval_batch_size: 500,
             log_every: 10,
+            kernels: Kernels::Native,
         }
     }
 
@@ -238,7 +242,7 @@ pub fn train_module(
     ops::tune_allocator();
     let input = input_spec(splits.train);
     let (network, analysis) = match Network::build(module, &input, config.seed, device) {
-        Ok(built) => built,
+        Ok((network, analysis)) => (network.with_kernels(config.kernels), analysis),
         Err(BuildError::Check(e)) => return Report::failed(Status::Shape, e.to_string(), started),
         Err(BuildError::Unsupported(e)) => return Report::failed(Status::Unsupported, e, started),
         Err(BuildError::Candle(e)) => return Report::failed(Status::Data, e.to_string(), started),

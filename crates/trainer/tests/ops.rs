@@ -1,12 +1,14 @@
 //! Forward and backward passes of built networks against PyTorch on the same weights
 //! (`scripts/torch_ops_reference.py`): convolutions with asymmetric padding and stride, groups,
 //! dilation and 'same' padding; max and average pooling with padding and ceil mode; adaptive
-//! pooling; BatchNorm in training and evaluation mode; every activation.
+//! pooling; BatchNorm in training and evaluation mode; every activation. Both kernel sets:
+//! our native CPU kernels and candle's composed ops.
 
 use arch_space::lang::{parse, InputSpec};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use trainer::model::{Mode, Network};
+use trainer::ops::Kernels;
 
 #[derive(serde::Deserialize)]
 struct Fixture {
@@ -45,7 +47,10 @@ fn assert_close(what: &str, ours: &[f32], torch: &[f64]) {
 fn networks_match_pytorch_forward_and_backward() {
     let fixture: Fixture = serde_json::from_str(include_str!("fixtures/ops.json")).unwrap();
     let dev = Device::Cpu;
-    for model in &fixture.models {
+    for (kernels, model) in [Kernels::Native, Kernels::Candle]
+        .into_iter()
+        .flat_map(|k| fixture.models.iter().map(move |m| (k, m)))
+    {
         let program = parse(&model.text).unwrap();
         let classes = *model.output_shape.last().unwrap();
         let input = InputSpec {
@@ -55,6 +60,7 @@ fn networks_match_pytorch_forward_and_backward() {
             classes,
         };
         let (network, _) = Network::build(&program.module, &input, 0, &dev).unwrap();
+        let network = network.with_kernels(kernels);
         assert_eq!(network.params().len(), model.grads.len(), "{}", model.text);
         for (j, var) in network.params().iter().enumerate() {
             let values = pattern(var.elem_count(), 1.0 + j as f64);
@@ -79,7 +85,7 @@ fn networks_match_pytorch_forward_and_backward() {
             .unwrap();
         assert_eq!(y.dims(), model.output_shape.as_slice());
         assert_close(
-            &format!("train output of {}", model.text),
+            &format!("{kernels:?}: train output of {}", model.text),
             &y.flatten_all().unwrap().to_vec1().unwrap(),
             &model.output_train,
         );
@@ -90,7 +96,7 @@ fn networks_match_pytorch_forward_and_backward() {
                 .get(var.as_tensor())
                 .expect("every parameter has a gradient");
             assert_close(
-                &format!("grad {j} of {}", model.text),
+                &format!("{kernels:?}: grad {j} of {}", model.text),
                 &g.flatten_all().unwrap().to_vec1().unwrap(),
                 &model.grads[j],
             );
@@ -105,7 +111,7 @@ fn networks_match_pytorch_forward_and_backward() {
             )
             .unwrap();
         assert_close(
-            &format!("eval output of {}", model.text),
+            &format!("{kernels:?}: eval output of {}", model.text),
             &y_eval.flatten_all().unwrap().to_vec1().unwrap(),
             &model.output_eval,
         );

@@ -1,33 +1,11 @@
-//! The compute of the trainer, one function per operation with PyTorch's semantics.
-//!
-//! Every layer of a built network calls through here, so that faster CPU and CUDA
-//! implementations replace these bodies without touching model code. Today they compose
-//! candle's tensor ops (its autograd provides the backward passes). Tensors are NCHW, f32.
+//! The reference implementations: each operation composed of candle's tensor ops, whose
+//! autograd provides the backward pass. They run on every device (CPU, CUDA) and are what the
+//! native CPU kernels are tested against.
 
-use std::sync::Once;
+use arch_space::lang::Activation;
+use candle_core::{DType, Result, Tensor};
 
-use arch_space::lang::{Activation, Padding};
-use candle_core::{DType, Result, Tensor, D};
-
-/// Keeps freed tensor buffers in the process instead of returning them to the kernel.
-///
-/// glibc hands every freed multi-megabyte buffer back to the kernel and faults it in again on
-/// the next allocation; with candle's one-new-buffer-per-op style that was half of a training
-/// step on our CPU (`notes/cpu-baseline.md`: 750 ms to 368 ms per step). Raising the mmap and
-/// trim thresholds, as `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:
-/// glibc.malloc.trim_threshold=17179869184` would, removes the faults. Called once by the
-/// trainer; a no-op elsewhere than Linux with glibc.
-pub fn tune_allocator() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only changes allocator thresholds; it is safe to call at any time.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        }
-    });
-}
+use super::{ConvGeometry, PoolGeometry};
 
 /// Pads height and width: `(top, bottom, left, right)` with `value`.
 fn pad(x: &Tensor, [top, bottom, left, right]: [usize; 4], value: f32) -> Result<Tensor> {
@@ -78,21 +56,6 @@ fn subsample(x: &Tensor, [sh, sw]: [usize; 2]) -> Result<Tensor> {
     strided(&x, 3, 0, sw, w.div_ceil(sw))
 }
 
-/// Geometry of a 2-D convolution.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvGeometry {
-    /// Kernel height and width.
-    pub kernel: [usize; 2],
-    /// Stride.
-    pub stride: [usize; 2],
-    /// Padding.
-    pub padding: Padding,
-    /// Dilation (equal in both dimensions; checked when the network is built).
-    pub dilation: usize,
-    /// Groups.
-    pub groups: usize,
-}
-
 /// `F.conv2d`: weight `[out, in/groups, kh, kw]`, optional bias `[out]`.
 pub fn conv2d(
     x: &Tensor,
@@ -100,15 +63,7 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     g: &ConvGeometry,
 ) -> Result<Tensor> {
-    let [top, bottom, left, right] = match g.padding {
-        Padding::Explicit([ph, pw]) => [ph, ph, pw, pw],
-        Padding::Valid => [0; 4],
-        Padding::Same => {
-            let th = g.dilation * (g.kernel[0] - 1);
-            let tw = g.dilation * (g.kernel[1] - 1);
-            [th / 2, th - th / 2, tw / 2, tw - tw / 2]
-        }
-    };
+    let [top, bottom, left, right] = g.padding_of();
     let symmetric = top == bottom && left == right && top == left;
     let (x, padding) = if symmetric {
         (x.clone(), top)
@@ -116,6 +71,7 @@ pub fn conv2d(
         (pad(x, [top, bottom, left, right], 0.0)?, 0)
     };
     let y = if g.stride[0] == g.stride[1] {
+        let (x, padding) = crop_to_windows(&x, weight, padding, g)?;
         x.conv2d(weight, padding, g.stride[0], g.dilation, g.groups)?
     } else {
         subsample(
@@ -126,6 +82,35 @@ pub fn conv2d(
     match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
+    }
+}
+
+/// Pads explicitly and drops the bottom rows and right columns that no strided window reaches,
+/// returning the input and the padding left for candle's convolution.
+///
+/// candle 0.11.1's convolution backward derives one `output_padding` from the height and
+/// uses it for the width too, so an input whose unreached margins differ in height and width
+/// (e.g. 9x7, kernel 1x2, stride 2) fails with a shape mismatch; without margins it is exact.
+fn crop_to_windows(
+    x: &Tensor,
+    weight: &Tensor,
+    padding: usize,
+    g: &ConvGeometry,
+) -> Result<(Tensor, usize)> {
+    let (_, _, h, w) = x.dims4()?;
+    let (_, _, kh, kw) = weight.dims4()?;
+    let s = g.stride[0];
+    let reached = |size: usize, k: usize| {
+        let span = g.dilation * (k - 1) + 1;
+        let padded = size + 2 * padding;
+        Some(padded.checked_sub(span)? / s * s + span)
+    };
+    match (reached(h, kh), reached(w, kw)) {
+        (Some(rh), Some(rw)) if rh < h + 2 * padding || rw < w + 2 * padding => {
+            let padded = pad(x, [padding; 4], 0.0)?;
+            Ok((padded.narrow(2, 0, rh)?.narrow(3, 0, rw)?, 0))
+        }
+        _ => Ok((x.clone(), padding)),
     }
 }
 
@@ -195,45 +180,6 @@ fn affine(y: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<T
     match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
-    }
-}
-
-/// Geometry of a pooling window.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolGeometry {
-    /// Window height and width.
-    pub kernel: [usize; 2],
-    /// Stride.
-    pub stride: [usize; 2],
-    /// Implicit padding.
-    pub padding: [usize; 2],
-    /// Whether output sizes round up.
-    pub ceil_mode: bool,
-}
-
-impl PoolGeometry {
-    /// Extra bottom/right padding that makes candle's floor-mode windows match ceil mode.
-    fn ceil_extra(&self, size: usize, d: usize) -> usize {
-        if !self.ceil_mode {
-            return 0;
-        }
-        let (k, s, p) = (self.kernel[d], self.stride[d], self.padding[d]);
-        let steps = size + 2 * p - k;
-        let mut out = steps.div_ceil(s) + 1;
-        if (out - 1) * s >= size + p {
-            out -= 1;
-        }
-        ((out - 1) * s + k).saturating_sub(size + 2 * p)
-    }
-
-    fn padding_of(&self, h: usize, w: usize) -> [usize; 4] {
-        let [ph, pw] = self.padding;
-        [
-            ph,
-            ph + self.ceil_extra(h, 0),
-            pw,
-            pw + self.ceil_extra(w, 1),
-        ]
     }
 }
 
@@ -349,19 +295,4 @@ pub fn activation(x: &Tensor, a: &Activation) -> Result<Tensor> {
             }
         }
     }
-}
-
-/// Mean cross-entropy of logits `[B, classes]` against labels `[B]` (u32).
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    candle_nn::loss::cross_entropy(logits, labels)
-}
-
-/// Number of rows whose arg-max equals the label.
-pub fn correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
-    let predicted = logits.argmax(D::Minus1)?;
-    Ok(predicted
-        .eq(labels)?
-        .to_dtype(DType::U32)?
-        .sum_all()?
-        .to_scalar::<u32>()? as usize)
 }

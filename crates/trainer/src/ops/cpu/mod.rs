@@ -1,0 +1,155 @@
+//! Native CPU kernels: candle custom ops on f32 NCHW tensors, with hand-derived backward passes.
+//!
+//! Each operation is a forward custom op whose `bwd` applies a second, gradient-only custom op
+//! (`apply_op*_no_bwd`) that computes every gradient its inputs need in one pass and returns
+//! them packed in one buffer; the gradients are views into it. An input that is data (neither a
+//! variable nor the result of a tracked op) gets no gradient, so the first convolution never
+//! computes the gradient of the images.
+//!
+//! Work runs on rayon in a fixed partition of the batch (one contiguous range per thread), and
+//! partial sums are added in range order, so results depend on the thread count and nothing
+//! else.
+
+use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result, Tensor};
+use rayon::prelude::*;
+
+mod conv;
+
+pub use conv::conv2d;
+
+/// The contiguous f32 data of a custom op's input.
+fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("native kernels take f32 tensors, got {:?}", storage.dtype())
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&values[start..end]),
+        None => candle_core::bail!("native kernels take contiguous tensors"),
+    }
+}
+
+/// Whether backpropagation needs the gradient of `t`.
+fn needs_grad(t: &Tensor) -> bool {
+    t.track_op()
+}
+
+/// A matrix operand: pointer and (row, column) strides in elements.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl Operand {
+    /// A row-major matrix with `cols` columns.
+    fn rows(data: &[f32], cols: usize) -> Self {
+        Operand {
+            ptr: data.as_ptr(),
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    fn transposed(data: &[f32], cols: usize) -> Self {
+        Operand {
+            ptr: data.as_ptr(),
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+}
+
+/// `dst[m x n] (+)= a[m x k] * b[k x n]`, `dst` row-major; single-threaded (callers run it
+/// in parallel over images).
+///
+/// # Panics
+/// If `dst` or the operands' implied extents are too short (checked on `dst` only; the
+/// operands come from slices sized by the caller's shapes).
+fn gemm(
+    dst: &mut [f32],
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    a: Operand,
+    b: Operand,
+) {
+    assert!(dst.len() >= m * n, "gemm destination too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: dst holds m*n elements (checked); the operands are slices of the callers' inputs
+    // whose lengths match the strides given, and nothing else writes to them during the call.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.ptr,
+            a.col_stride,
+            a.row_stride,
+            b.ptr,
+            b.col_stride,
+            b.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Splits `0..items` into one contiguous range per rayon thread (fewer if there are fewer
+/// items); the partition depends only on the counts.
+fn ranges(items: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = rayon::current_num_threads().clamp(1, items.max(1));
+    (0..parts)
+        .map(|p| (p * items / parts)..((p + 1) * items / parts))
+        .collect()
+}
+
+/// Runs `work` on each range of [`ranges`] in parallel, each with its slice of `out`
+/// (`per_item` elements per item), and returns the per-range results in range order.
+fn over_ranges<T: Send>(
+    items: usize,
+    out: &mut [f32],
+    per_item: usize,
+    work: impl Fn(std::ops::Range<usize>, &mut [f32]) -> T + Sync,
+) -> Vec<T> {
+    let ranges = ranges(items);
+    let mut slices = Vec::with_capacity(ranges.len());
+    let mut rest = out;
+    for r in &ranges {
+        let (head, tail) = rest.split_at_mut(r.len() * per_item);
+        slices.push(head);
+        rest = tail;
+    }
+    ranges
+        .into_par_iter()
+        .zip(slices)
+        .map(|(r, slice)| work(r, slice))
+        .collect()
+}
+
+/// Adds `parts` elementwise in order into one vector of `len`.
+fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut total = vec![0.0f32; len];
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
+}
