@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example train_arch -- --arch examples/archs/resnet8.arch \
 //!     [--data datasets/cifar10-subset/cifar10-subset.tar.gz] [--dataset cifar10] [--epochs 1] \
-//!     [--limit-train N] [--recipe proxy|nb201] [--device cpu] [--json OUT]
+//!     [--limit-train N] [--recipe proxy|nb201] [--device cpu] [--kernels native|candle] [--json OUT]
 //! ```
 //!
 //! The architecture file holds the architecture language (see `docs/ARCH_LANGUAGE.md`), plain
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use nas_rs::search_loop::closed_loop::worker::DataSpec;
+use nas_rs::trainer::ops::Kernels;
 use nas_rs::trainer::train::{train_text, Report, Splits, TrainConfig};
 
 const SHIPPED_DATA: &str = concat!(
@@ -65,9 +66,17 @@ struct Args {
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Kernels: native (our CPU kernels) or candle (candle's ops only, for comparison).
+    #[arg(long, value_parser = parse_kernels, default_value = "native")]
+    kernels: Kernels,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+fn parse_kernels(name: &str) -> Result<Kernels, String> {
+    serde_json::from_value(serde_json::Value::String(name.into()))
+        .map_err(|_| format!("unknown kernels `{name}` (use native or candle)"))
 }
 
 /// Exit codes: 0 trained, 2 the architecture failed (the report says how), 1 anything else.
@@ -101,6 +110,7 @@ fn run(args: Args) -> Result<Report, Box<dyn std::error::Error>> {
     config.epochs = args.epochs;
     config.seed = args.seed;
     config.time_limit_seconds = args.time_limit;
+    config.kernels = args.kernels;
     println!(
         "data {} | {} train, {} val, {} test images | {} classes",
         args.data.display(),
@@ -146,6 +156,7 @@ fn print_report(r: &Report) {
     }
     if let Some(ips) = r.images_per_second {
         println!("throughput  {ips:.0} images/s over {} steps", r.steps);
+        println!("data wait   {:.2} s (batches not ready when a step wanted one)", r.data_wait_seconds);
     }
     if let Some(last) = r.loss_curve.last() {
         println!("final loss  {last:.4}");

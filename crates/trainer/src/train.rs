@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{batches, Augment, ImageSet, Normalization};
+use crate::data::{batches, prefetched, Augment, ImageSet, Normalization};
 use crate::model::{BuildError, Mode, Network};
 use crate::ops::{self, Kernels};
 use crate::optim::{learning_rate, Optimizer, OptimizerConfig, Schedule};
@@ -140,6 +140,10 @@ pub struct Report {
     pub images_per_second: Option<f64>,
     /// Training steps taken.
     pub steps: usize,
+    /// Seconds the training loop waited for batches (augmentation and batching run on a helper
+    /// thread, ahead of the step; this is what they did not hide).
+    #[serde(default)]
+    pub data_wait_seconds: f64,
     /// Peak resident memory of the process so far, bytes (Linux; 0 elsewhere).
     pub peak_rss_bytes: u64,
 }
@@ -159,6 +163,7 @@ impl Report {
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: None,
             steps: 0,
+            data_wait_seconds: 0.0,
             peak_rss_bytes: peak_rss_bytes(),
         }
     }
@@ -291,63 +296,69 @@ fn run(
     let limit = config.time_limit_seconds.map(Duration::from_secs_f64);
     let train_started = Instant::now();
     let (mut window, mut seen) = (Vec::new(), 0usize);
-    'epochs: for epoch in 0..config.epochs {
+    for epoch in 0..config.epochs {
         let shuffle = config
             .seed
             .wrapping_add(1)
             .wrapping_add(epoch as u64 * 7919);
-        for batch in batches(
+        let source = batches(
             splits.train,
             config.batch_size,
             Some(shuffle),
             augment,
             &norm,
             device,
-        )? {
-            if limit.is_some_and(|l| train_started.elapsed() > l) {
-                report.status = Status::Timeout;
-                report.error = Some(format!(
-                    "stopped after {} of {total} steps: the limit is {:.1} s",
-                    report.steps,
-                    limit.map_or(0.0, |l| l.as_secs_f64())
-                ));
-                break 'epochs;
-            }
-            let (x, y) = batch?;
-            let mut mode = Mode {
-                train: true,
-                rng: &mut dropout_rng,
-            };
-            let loss = ops::cross_entropy(&network.forward(&x, &mut mode)?, &y)?;
-            let value = f64::from(loss.to_scalar::<f32>()?);
-            if !value.is_finite() {
-                report.status = Status::Divergence;
-                report.error = Some(format!(
-                    "the loss became {value} at step {}",
-                    report.steps + 1
-                ));
-                break 'epochs;
-            }
-            let grads = loss.backward()?;
-            optimizer.step(
-                &grads,
-                learning_rate(
+        )?;
+        let (stopped, waited) = prefetched(source, 2, |batches| -> Result<bool, TrainError> {
+            for batch in batches {
+                if limit.is_some_and(|l| train_started.elapsed() > l) {
+                    report.status = Status::Timeout;
+                    report.error = Some(format!(
+                        "stopped after {} of {total} steps: the limit is {:.1} s",
+                        report.steps,
+                        limit.map_or(0.0, |l| l.as_secs_f64())
+                    ));
+                    return Ok(true);
+                }
+                let (x, y) = batch?;
+                let mut mode = Mode {
+                    train: true,
+                    rng: &mut dropout_rng,
+                };
+                let loss = ops::cross_entropy(&network.forward(&x, &mut mode)?, &y)?;
+                let value = f64::from(loss.to_scalar::<f32>()?);
+                if !value.is_finite() {
+                    report.status = Status::Divergence;
+                    report.error = Some(format!(
+                        "the loss became {value} at step {}",
+                        report.steps + 1
+                    ));
+                    return Ok(true);
+                }
+                let grads = loss.backward()?;
+                let lr = learning_rate(
                     config.schedule,
                     config.lr,
                     report.steps,
                     total,
                     config.warmup_steps,
-                ),
-            )?;
-            report.steps += 1;
-            seen += x.dim(0)?;
-            window.push(value);
-            if window.len() == config.log_every.max(1) {
-                report
-                    .loss_curve
-                    .push(window.iter().sum::<f64>() / window.len() as f64);
-                window.clear();
+                );
+                optimizer.step(&grads, lr)?;
+                report.steps += 1;
+                seen += x.dim(0)?;
+                window.push(value);
+                if window.len() == config.log_every.max(1) {
+                    report
+                        .loss_curve
+                        .push(window.iter().sum::<f64>() / window.len() as f64);
+                    window.clear();
+                }
             }
+            Ok(false)
+        });
+        report.data_wait_seconds += waited.as_secs_f64();
+        if stopped? {
+            break;
         }
     }
     if !window.is_empty() {

@@ -30,6 +30,7 @@ mod cache;
 mod cifar;
 mod folder;
 mod idx;
+mod prefetch;
 mod set;
 pub mod synthetic;
 
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use batch::{batches, Augment, Batches, Normalization};
+pub use prefetch::prefetched;
 pub use set::ImageSet;
 
 use crate::TrainError;
