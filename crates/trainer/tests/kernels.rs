@@ -2,11 +2,11 @@
 //! random shapes and geometries, forward output and the gradients of every input.
 //! (Against PyTorch, the kernels are checked through whole networks in `tests/ops.rs`.)
 
-use arch_space::lang::Padding;
+use arch_space::lang::{Activation, Padding};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainer::ops::{ConvGeometry, Kernels};
+use trainer::ops::{ConvGeometry, Kernels, PoolGeometry};
 
 fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
@@ -148,4 +148,327 @@ fn a_convolution_of_data_computes_no_input_gradient() {
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none());
     assert!(grads.get(w.as_tensor()).is_some());
+}
+
+/// A random NCHW shape with odd sizes: batch 1..5, channels 1..5, height and width in `sizes`.
+fn random_nchw(rng: &mut ChaCha8Rng, sizes: std::ops::Range<usize>) -> [usize; 4] {
+    [
+        rng.random_range(1..6),
+        rng.random_range(1..6),
+        rng.random_range(sizes.clone()),
+        rng.random_range(sizes),
+    ]
+}
+
+#[test]
+fn batch_norm_in_training_matches_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for case in 0..50 {
+        let shape = random_nchw(&mut rng, 1..8);
+        let c = shape[1];
+        let (gain, offset) = (
+            rng.random_range(0.1f32..4.0),
+            rng.random_range(-3.0f32..3.0),
+        );
+        let x =
+            ((random(&mut rng, &shape) * f64::from(gain)).unwrap() + f64::from(offset)).unwrap();
+        let (w, b) = (random(&mut rng, &[c]), random(&mut rng, &[c]));
+        let affine = case % 3 != 0;
+        let data_input = case % 5 == 4;
+        let eps = [1e-5, 1e-3][case % 2];
+        let what = format!("case {case}: input {shape:?}, affine {affine}, eps {eps}");
+        let norm = |k: Kernels, t: &[Tensor]| {
+            let (w, b) = if affine {
+                (Some(&t[1]), Some(&t[2]))
+            } else {
+                (None, None)
+            };
+            k.batch_norm_train(&t[0], w, b, eps).unwrap()
+        };
+        let inputs = [x, w, b];
+        compare(
+            &what,
+            &mut rng,
+            &inputs,
+            &[!data_input, affine, affine],
+            |k, t| norm(k, t).0,
+        );
+        let (_, mean, var) = norm(Kernels::Native, &inputs);
+        let (_, mean_ref, var_ref) = norm(Kernels::Candle, &inputs);
+        assert_close(&format!("{what}: mean"), &mean, &mean_ref);
+        assert_close(&format!("{what}: variance"), &var, &var_ref);
+    }
+}
+
+#[test]
+fn batch_norm_in_evaluation_matches_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for case in 0..40 {
+        let shape = random_nchw(&mut rng, 1..8);
+        let c = shape[1];
+        let x = random(&mut rng, &shape);
+        let mean = random(&mut rng, &[c]);
+        let var = (random(&mut rng, &[c]).abs().unwrap() + 0.05).unwrap();
+        let (w, b) = (random(&mut rng, &[c]), random(&mut rng, &[c]));
+        let affine = case % 3 != 0;
+        // Parameters are usually detached in evaluation; tracked ones get gradients too.
+        let tracked = case % 2 == 0;
+        let what = format!("case {case}: input {shape:?}, affine {affine}, tracked {tracked}");
+        compare(
+            &what,
+            &mut rng,
+            &[x, mean, var, w, b],
+            &[true, tracked, tracked, tracked && affine, tracked && affine],
+            |k, t| {
+                let (w, b) = if affine {
+                    (Some(&t[3]), Some(&t[4]))
+                } else {
+                    (None, None)
+                };
+                k.batch_norm_eval(&t[0], &t[1], &t[2], w, b, 1e-5).unwrap()
+            },
+        );
+    }
+}
+
+#[test]
+fn batch_norm_does_not_depend_on_the_thread_count() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let x = random(&mut rng, &[4, 3, 9, 7]);
+    let r = random(&mut rng, &[4, 3, 9, 7]);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let x = Var::from_tensor(&x).unwrap();
+            let w = Var::ones(3, candle_core::DType::F32, &Device::Cpu).unwrap();
+            let (y, mean, var) = Kernels::Native
+                .batch_norm_train(x.as_tensor(), Some(w.as_tensor()), None, 1e-5)
+                .unwrap();
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            [
+                y,
+                mean,
+                var,
+                grads.get(&x).unwrap().clone(),
+                grads.get(&w).unwrap().clone(),
+            ]
+            .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
+
+/// A random pooling geometry: kernel 1..3, stride 1..3, padding up to half the kernel.
+fn random_pool(rng: &mut ChaCha8Rng) -> PoolGeometry {
+    let kernel = [rng.random_range(1..4), rng.random_range(1..4)];
+    PoolGeometry {
+        kernel,
+        stride: [rng.random_range(1..4), rng.random_range(1..4)],
+        padding: [
+            rng.random_range(0..=kernel[0] / 2),
+            rng.random_range(0..=kernel[1] / 2),
+        ],
+        ceil_mode: rng.random_bool(0.5),
+    }
+}
+
+/// PyTorch's pooled size (`pooling_output_shape`): floor or ceil, and a last window must start
+/// inside the input or its left padding.
+fn pooled_size(size: usize, k: usize, s: usize, p: usize, ceil: bool) -> usize {
+    let mut out = (size + 2 * p - k + if ceil { s - 1 } else { 0 }) / s + 1;
+    if ceil && (out - 1) * s >= size + p {
+        out -= 1;
+    }
+    out
+}
+
+/// Pooling written out directly from PyTorch's CPU kernels (`avg_pool2d`, `max_pool2d`):
+/// the output, and the gradient of `sum(y * r)` with respect to `x`. `avg` is `None` for max
+/// pooling, else `Some(count_include_pad)`.
+fn naive_pool(x: &Tensor, r: &Tensor, g: &PoolGeometry, avg: Option<bool>) -> (Tensor, Tensor) {
+    let (n, c, h, w) = x.dims4().unwrap();
+    let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let rs = r.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let oh = pooled_size(h, kh, sh, ph, g.ceil_mode);
+    let ow = pooled_size(w, kw, sw, pw, g.ceil_mode);
+    let (mut y, mut dx) = (Vec::new(), vec![0.0f32; xs.len()]);
+    for plane in 0..n * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (y0, x0) = (
+                    (oy * sh) as isize - ph as isize,
+                    (ox * sw) as isize - pw as isize,
+                );
+                let (y1, x1) = (
+                    (y0 + kh as isize).min((h + ph) as isize),
+                    (x0 + kw as isize).min((w + pw) as isize),
+                );
+                let pool_size = ((y1 - y0) * (x1 - x0)) as f32;
+                let (y0, x0) = (y0.max(0) as usize, x0.max(0) as usize);
+                let (y1, x1) = (y1.min(h as isize) as usize, x1.min(w as isize) as usize);
+                let cells: Vec<usize> = (y0..y1)
+                    .flat_map(|i| (x0..x1).map(move |j| (plane * h + i) * w + j))
+                    .collect();
+                let weight = rs[y.len()];
+                match avg {
+                    None => {
+                        let mut best = cells[0];
+                        for &i in &cells {
+                            if xs[i] > xs[best] {
+                                best = i;
+                            }
+                        }
+                        y.push(xs[best]);
+                        dx[best] += weight;
+                    }
+                    Some(include) => {
+                        let divisor = if include {
+                            pool_size
+                        } else {
+                            cells.len() as f32
+                        };
+                        y.push(cells.iter().map(|&i| xs[i]).sum::<f32>() / divisor);
+                        for &i in &cells {
+                            dx[i] += weight / divisor;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let y = Tensor::from_vec(y, (n, c, oh, ow), &Device::Cpu).unwrap();
+    (y, Tensor::from_vec(dx, x.shape(), &Device::Cpu).unwrap())
+}
+
+#[test]
+fn pooling_matches_candle_and_pytorch_on_random_geometries() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut against_candle = 0;
+    for case in 0..60 {
+        let g = random_pool(&mut rng);
+        let mut shape = random_nchw(&mut rng, 1..10);
+        shape[2] = shape[2].max(g.kernel[0]);
+        shape[3] = shape[3].max(g.kernel[1]);
+        // Every fourth case has many ties, for the first-maximum rule.
+        let x = if case % 4 == 1 {
+            let n = shape.iter().product();
+            let v = (0..n).map(|_| rng.random_range(0..3) as f32).collect();
+            Tensor::from_vec(v, &shape, &Device::Cpu).unwrap()
+        } else {
+            random(&mut rng, &shape)
+        };
+        let what = format!("case {case}: {g:?}, input {shape:?}");
+        for avg in [None, Some(false), Some(true)] {
+            let what = format!("{what}, average {avg:?}");
+            let pool = |k: Kernels, x: &Tensor| match avg {
+                None => k.max_pool2d(x, &g),
+                Some(include) => k.avg_pool2d(x, &g, include),
+            };
+            // candle's composed pooling fails on windows with stride 1 down and more across
+            // (an index-select of a non-contiguous view); those cases have only the direct one.
+            if pool(Kernels::Candle, &x).is_ok() {
+                against_candle += 1;
+                compare(
+                    &what,
+                    &mut rng,
+                    std::slice::from_ref(&x),
+                    &[true],
+                    |k, t| pool(k, &t[0]).unwrap(),
+                );
+            }
+            let v = Var::from_tensor(&x).unwrap();
+            let y = pool(Kernels::Native, v.as_tensor()).unwrap();
+            let r = random(&mut rng, y.dims());
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (y_ref, dx_ref) = naive_pool(&x, &r, &g, avg);
+            assert_close(&format!("{what}: output (direct)"), &y, &y_ref);
+            let dx = grads.get(&v).unwrap();
+            assert_close(&format!("{what}: gradient (direct)"), dx, &dx_ref);
+        }
+    }
+    assert!(
+        against_candle >= 90,
+        "only {against_candle} cases checked against candle"
+    );
+}
+
+#[test]
+fn max_pooling_sends_the_gradient_to_the_first_maximum() {
+    let x = Var::ones((1, 1, 4, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let g = PoolGeometry {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 1],
+        ceil_mode: true,
+    };
+    let y = Kernels::Native.max_pool2d(x.as_tensor(), &g).unwrap();
+    assert_eq!(y.dims(), [1, 1, 2, 3]);
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    let dx = grads.get(&x).unwrap().flatten_all().unwrap();
+    let mut expected = vec![0.0f32; 20];
+    for (i, j) in [(0, 0), (0, 1), (0, 3), (2, 0), (2, 1), (2, 3)] {
+        expected[i * 5 + j] = 1.0;
+    }
+    assert_eq!(dx.to_vec1::<f32>().unwrap(), expected);
+}
+
+#[test]
+fn rectifiers_match_candle_away_from_their_kinks() {
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    for case in 0..30 {
+        let shape = if case % 3 == 0 {
+            vec![rng.random_range(1..6), rng.random_range(1..40)]
+        } else {
+            random_nchw(&mut rng, 1..12).to_vec()
+        };
+        let x = (random(&mut rng, &shape) * 8.0).unwrap();
+        let a = match case % 3 {
+            0 => Activation::Relu,
+            1 => Activation::Relu6,
+            _ => Activation::LeakyRelu {
+                negative_slope: rng.random_range(0.01..0.5),
+            },
+        };
+        let what = format!("case {case}: {a:?}, input {shape:?}");
+        compare(&what, &mut rng, &[x], &[true], |k, t| {
+            k.activation(&t[0], &a).unwrap()
+        });
+    }
+}
+
+#[test]
+fn rectifier_gradients_at_the_kinks_follow_pytorch() {
+    let x = Var::new(&[-1.0f32, 0.0, 0.5, 6.0, 7.0], &Device::Cpu).unwrap();
+    let cases = [
+        (
+            Activation::Relu,
+            [0.0, 0.0, 0.5, 6.0, 7.0],
+            [0.0, 0.0, 1.0, 1.0, 1.0],
+        ),
+        (
+            Activation::Relu6,
+            [0.0, 0.0, 0.5, 6.0, 6.0],
+            [0.0, 0.0, 1.0, 0.0, 0.0],
+        ),
+        (
+            Activation::LeakyRelu {
+                negative_slope: 0.25,
+            },
+            [-0.25, 0.0, 0.5, 6.0, 7.0],
+            [0.25, 0.25, 1.0, 1.0, 1.0],
+        ),
+    ];
+    for (a, values, slopes) in cases {
+        let y = Kernels::Native.activation(x.as_tensor(), &a).unwrap();
+        assert_eq!(y.to_vec1::<f32>().unwrap(), values, "{a:?}");
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(&x).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(dx, slopes, "{a:?}");
+    }
 }

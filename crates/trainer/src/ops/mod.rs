@@ -6,8 +6,11 @@
 //! * [`Kernels::Native`] (the default): our CPU kernels ([`cpu`]), candle custom ops with
 //!   hand-derived backward passes. Convolutions run as im2col + blocked gemm per image, in
 //!   parallel over the batch, with the bias fused in, and skip the input gradient when the input
-//!   is data; BatchNorm, pooling and ReLU are single-pass kernels. On other devices, and for
-//!   operations without a native kernel, they fall back to the composed ones.
+//!   is data; BatchNorm, max and average pooling and the rectifiers (ReLU, ReLU6, LeakyReLU)
+//!   are single-pass kernels. On other devices, and for the operations without a native kernel
+//!   (linear layers, adaptive pooling, the other activations), they fall back to the composed
+//!   ones. Where candle's autograd departs from PyTorch (the rectifiers' gradient at their
+//!   kinks), the native kernels follow PyTorch.
 //! * [`Kernels::Candle`]: [`composed`], each operation built from candle's tensor ops, whose
 //!   autograd gives the backward pass. It runs on every device and is the reference the native
 //!   kernels are tested against (and the "stock candle" column of the benchmarks).
@@ -88,7 +91,11 @@ impl Kernels {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        composed::batch_norm_train(x, weight, bias, eps)
+        if self.native_for(x) {
+            cpu::batch_norm_train(x, weight, bias, eps)
+        } else {
+            composed::batch_norm_train(x, weight, bias, eps)
+        }
     }
 
     /// Batch normalization with given statistics (evaluation).
@@ -101,12 +108,20 @@ impl Kernels {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
-        composed::batch_norm_eval(x, mean, var, weight, bias, eps)
+        if self.native_for(x) {
+            cpu::batch_norm_eval(x, mean, var, weight, bias, eps)
+        } else {
+            composed::batch_norm_eval(x, mean, var, weight, bias, eps)
+        }
     }
 
     /// `F.max_pool2d` (padding counts as minus infinity).
     pub fn max_pool2d(self, x: &Tensor, g: &PoolGeometry) -> Result<Tensor> {
-        composed::max_pool2d(x, g)
+        if self.native_for(x) {
+            cpu::max_pool2d(x, g)
+        } else {
+            composed::max_pool2d(x, g)
+        }
     }
 
     /// `F.avg_pool2d`, with PyTorch's divisor: the window clipped to the padded input
@@ -117,7 +132,11 @@ impl Kernels {
         g: &PoolGeometry,
         count_include_pad: bool,
     ) -> Result<Tensor> {
-        composed::avg_pool2d(x, g, count_include_pad)
+        if self.native_for(x) {
+            cpu::avg_pool2d(x, g, count_include_pad)
+        } else {
+            composed::avg_pool2d(x, g, count_include_pad)
+        }
     }
 
     /// `F.adaptive_avg_pool2d` with PyTorch's bins (`floor(i*H/o)` to `ceil((i+1)*H/o)`).
@@ -127,7 +146,10 @@ impl Kernels {
 
     /// An activation function.
     pub fn activation(self, x: &Tensor, a: &Activation) -> Result<Tensor> {
-        composed::activation(x, a)
+        match cpu::Rectifier::of(a) {
+            Some(r) if self.native_for(x) => cpu::rectify(x, r),
+            _ => composed::activation(x, a),
+        }
     }
 }
 

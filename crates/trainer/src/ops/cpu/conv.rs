@@ -12,7 +12,7 @@ use std::ops::Range;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{data, gemm, needs_grad, over_ranges, sum_in_order, Operand};
+use super::{data, gemm, needs_grad, over_ranges, sum_in_order, unpack, Operand};
 use crate::ops::ConvGeometry;
 
 /// `F.conv2d` on the CPU: weight `[out, in/groups, kh, kw]`, optional bias `[out]`.
@@ -268,24 +268,14 @@ impl Conv {
             return Ok([None, None, None]);
         }
         let packed = grad.contiguous()?.apply_op3_no_bwd(x, weight, &need)?;
-        let mut offset = 0;
-        let mut take = |wanted: bool, like: Option<&Tensor>| -> Result<Option<Tensor>> {
-            match like {
-                Some(t) if wanted => {
-                    let part = packed
-                        .narrow(0, offset, t.elem_count())?
-                        .reshape(t.shape())?;
-                    offset += t.elem_count();
-                    Ok(Some(part))
-                }
-                _ => Ok(None),
-            }
-        };
-        Ok([
-            take(need.input, Some(x))?,
-            take(need.weight, Some(weight))?,
-            take(need.bias, bias)?,
-        ])
+        unpack(
+            &packed,
+            [
+                need.input.then_some(x),
+                need.weight.then_some(weight),
+                bias.filter(|_| need.bias),
+            ],
+        )
     }
 }
 

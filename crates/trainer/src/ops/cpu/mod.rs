@@ -6,16 +6,33 @@
 //! variable nor the result of a tracked op) gets no gradient, so the first convolution never
 //! computes the gradient of the images.
 //!
-//! Work runs on rayon in a fixed partition of the batch (one contiguous range per thread), and
-//! partial sums are added in range order, so results depend on the thread count and nothing
-//! else.
+//! Work runs on rayon and is deterministic. Reductions across the batch (the convolution's
+//! weight gradient) run in a fixed partition of the batch (one contiguous range per thread),
+//! partial sums added in range order, so results depend on the thread count and nothing else;
+//! per-channel reductions (BatchNorm) run in parallel over channels, each channel summed
+//! sequentially in f64 in a fixed order, so they do not even depend on the thread count.
+//! Elementwise and per-plane work (activations, pooling, normalization's output) needs no
+//! order.
+//!
+//! * [`conv2d`]: im2col + gemm per image (`conv.rs`).
+//! * [`batch_norm_train`], [`batch_norm_eval`]: one pass for the output, one reduction per
+//!   channel for the gradients (`norm.rs`).
+//! * [`max_pool2d`], [`avg_pool2d`]: per plane, the max-pool gradient going to the first
+//!   maximum of each window, found again in the backward pass (`pool.rs`).
+//! * [`rectify`]: ReLU, ReLU6 and LeakyReLU (`activation.rs`).
 
 use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result, Tensor};
 use rayon::prelude::*;
 
+mod activation;
 mod conv;
+mod norm;
+mod pool;
 
+pub use activation::{rectify, Rectifier};
 pub use conv::conv2d;
+pub use norm::{batch_norm_eval, batch_norm_train};
+pub use pool::{avg_pool2d, max_pool2d};
 
 /// The contiguous f32 data of a custom op's input.
 fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -31,6 +48,62 @@ fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
 /// Whether backpropagation needs the gradient of `t`.
 fn needs_grad(t: &Tensor) -> bool {
     t.track_op()
+}
+
+/// Splits a packed gradient buffer into one gradient per `Some` entry of `parts`, in order,
+/// each shaped like that tensor; `None` entries get no gradient and take no room.
+fn unpack<const N: usize>(
+    packed: &Tensor,
+    parts: [Option<&Tensor>; N],
+) -> Result<[Option<Tensor>; N]> {
+    let mut grads = std::array::from_fn(|_| None);
+    let mut offset = 0;
+    for (grad, like) in grads.iter_mut().zip(parts) {
+        if let Some(t) = like {
+            let len = t.elem_count();
+            *grad = Some(packed.narrow(0, offset, len)?.reshape(t.shape())?);
+            offset += len;
+        }
+    }
+    Ok(grads)
+}
+
+/// The `hw`-element planes of channel `c` of NCHW data with `channels` channels, in batch
+/// order.
+fn channel_planes(x: &[f32], channels: usize, hw: usize, c: usize) -> impl Iterator<Item = &[f32]> {
+    x.chunks_exact(hw.max(1)).skip(c).step_by(channels.max(1))
+}
+
+/// Runs `f(c)` for every channel, in parallel; the results in channel order.
+fn per_channel<T: Send>(channels: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    (0..channels).into_par_iter().map(f).collect()
+}
+
+/// Fills `out`, planes of `hw` elements, in parallel: `f(p, plane)` writes plane `p`.
+fn for_planes(out: &mut [f32], hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    out.par_chunks_mut(hw.max(1))
+        .enumerate()
+        .for_each(|(p, plane)| f(p, plane));
+}
+
+/// `Σ f(a[i], b[i])` in f64 over two slices of equal length, in a fixed order, with eight
+/// independent partial sums (added in order at the end) so the loop pipelines.
+fn sum_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+    const LANES: usize = 8;
+    let (a, b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = a
+        .remainder()
+        .iter()
+        .zip(b.remainder())
+        .map(|(&u, &v)| f(u, v))
+        .sum();
+    let mut lanes = [0.0f64; LANES];
+    for (u, v) in a.zip(b) {
+        for (lane, (&u, &v)) in lanes.iter_mut().zip(u.iter().zip(v)) {
+            *lane += f(u, v);
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// A matrix operand: pointer and (row, column) strides in elements.

@@ -1,0 +1,119 @@
+//! The rectifiers (ReLU, ReLU6, LeakyReLU) as elementwise passes, in parallel over chunks.
+//!
+//! Values and gradients follow PyTorch exactly, also where candle's composed ops differ: the
+//! gradient at a kink takes the flat side (ReLU and ReLU6 pass nothing at 0, ReLU6 nothing at 6,
+//! LeakyReLU passes `negative_slope` at 0), where candle's `relu` passes everything at 0 and its
+//! `maximum`/`minimum` (behind `clamp` and `leaky_relu`) split the gradient of ties in halves.
+//! NaN propagates forward and passes its gradient, as in PyTorch.
+
+use arch_space::lang::Activation;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{data, needs_grad};
+
+/// A rectifier with a native kernel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rectifier {
+    /// `ReLU()`.
+    Relu,
+    /// `ReLU6()`.
+    Relu6,
+    /// `LeakyReLU(negative_slope)`.
+    LeakyRelu(f32),
+}
+
+impl Rectifier {
+    /// The native kernel of an activation, if it has one.
+    pub fn of(a: &Activation) -> Option<Rectifier> {
+        match a {
+            Activation::Relu => Some(Rectifier::Relu),
+            Activation::Relu6 => Some(Rectifier::Relu6),
+            Activation::LeakyRelu { negative_slope } => {
+                Some(Rectifier::LeakyRelu(*negative_slope as f32))
+            }
+            _ => None,
+        }
+    }
+
+    /// The rectified values.
+    fn forward(self, x: &[f32]) -> Vec<f32> {
+        match self {
+            Rectifier::Relu => map(x, x, |v, _| if v < 0.0 { 0.0 } else { v }),
+            Rectifier::Relu6 => map(x, x, |v, _| v.clamp(0.0, 6.0)),
+            Rectifier::LeakyRelu(slope) => map(x, x, |v, _| if v < 0.0 { v * slope } else { v }),
+        }
+    }
+
+    /// The input gradient: `dy` times the slope at `x`, the flat side at a kink.
+    fn backward(self, dy: &[f32], x: &[f32]) -> Vec<f32> {
+        match self {
+            Rectifier::Relu => map(dy, x, |g, v| if v <= 0.0 { 0.0 } else { g }),
+            Rectifier::Relu6 => map(dy, x, |g, v| if v <= 0.0 || v >= 6.0 { 0.0 } else { g }),
+            Rectifier::LeakyRelu(slope) => map(dy, x, |g, v| if v > 0.0 { g } else { g * slope }),
+        }
+    }
+}
+
+/// `f(a[i], b[i])` for every element, in parallel.
+fn map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
+    a.par_iter()
+        .zip(b)
+        .with_min_len(1 << 14)
+        .map(|(&u, &v)| f(u, v))
+        .collect()
+}
+
+/// A rectifier on the CPU, on a tensor of any shape.
+pub fn rectify(x: &Tensor, r: Rectifier) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(r)
+}
+
+impl CustomOp1 for Rectifier {
+    fn name(&self) -> &'static str {
+        "native-rectifier"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let y = self.forward(data(x, xl)?);
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if !needs_grad(x) {
+            return Ok(None);
+        }
+        let dx = grad
+            .contiguous()?
+            .apply_op2_no_bwd(x, &RectifierBackward(*self))?;
+        Ok(Some(dx))
+    }
+}
+
+/// The input gradient of a [`Rectifier`], on `(dy, x)`.
+#[derive(Debug, Clone, Copy)]
+struct RectifierBackward(Rectifier);
+
+impl CustomOp2 for RectifierBackward {
+    fn name(&self) -> &'static str {
+        "native-rectifier-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dy: &CpuStorage,
+        dyl: &Layout,
+        x: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if dyl.shape() != xl.shape() {
+            candle_core::bail!(
+                "rectifier backward: gradient {:?} for input {:?}",
+                dyl.shape(),
+                xl.shape()
+            )
+        }
+        let dx = self.0.backward(data(dy, dyl)?, data(x, xl)?);
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}

@@ -1,0 +1,371 @@
+//! Batch normalization as a per-channel affine map `y = (x - center[c]) * scale[c] + shift[c]`.
+//!
+//! In training, the forward op first takes each channel's mean and biased variance over the
+//! batch (in parallel over channels, two passes, f64 sums), then writes the output in one pass
+//! over the (image, channel) planes; it keeps the statistics, which the backward pass reuses
+//! and the caller reads for the running statistics. In evaluation the scale and shift come from
+//! the running statistics through candle's ops on the small `[C]` tensors, so autograd reaches
+//! every parameter that is tracked, and the op itself is the one pass. One backward op serves
+//! both: per channel `Σ dy` and `Σ dy * (x - center)`, then the input gradient in one pass.
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::{channel_planes, data, for_planes, needs_grad, per_channel, sum_f64, unpack};
+
+/// Batch normalization with batch statistics (training) on the CPU; returns the output and the
+/// batch mean and unbiased variance per channel (plain tensors, outside the graph).
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (_, channels, _, _) = x.dims4()?;
+    let param = |p: Option<&Tensor>, fill: f32| match p {
+        Some(t) => t.contiguous(),
+        None => Tensor::full(fill, channels, x.device()),
+    };
+    let stats = Arc::new(OnceLock::new());
+    let op = BatchNormTrain {
+        eps,
+        stats: Arc::clone(&stats),
+    };
+    let y = x
+        .contiguous()?
+        .apply_op3(&param(weight, 1.0)?, &param(bias, 0.0)?, op)?;
+    let Some(stats) = stats.get() else {
+        candle_core::bail!("batch_norm_train: the forward pass kept no statistics")
+    };
+    let mean = Tensor::from_vec(stats.mean.clone(), channels, x.device())?;
+    let var = Tensor::from_vec(stats.unbiased.clone(), channels, x.device())?;
+    Ok((y, mean, var))
+}
+
+/// Batch normalization with given statistics (evaluation) on the CPU.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let scale = var.flatten_all()?.affine(1.0, eps)?.sqrt()?.recip()?;
+    let scale = match weight {
+        Some(w) => scale.mul(&w.flatten_all()?)?,
+        None => scale,
+    };
+    let moved = mean.flatten_all()?.mul(&scale)?;
+    let shift = match bias {
+        Some(b) => b.flatten_all()?.sub(&moved)?,
+        None => moved.neg()?,
+    };
+    x.contiguous()?
+        .apply_op3(&scale.contiguous()?, &shift.contiguous()?, ChannelAffine)
+}
+
+/// Channels and pixels per plane of an NCHW input, checking that each per-channel parameter
+/// has one value per channel.
+fn dims(x: &Layout, params: &[&Layout]) -> Result<(usize, usize)> {
+    let (_, channels, h, w) = x.shape().dims4()?;
+    if let Some(p) = params.iter().find(|p| p.shape().elem_count() != channels) {
+        candle_core::bail!(
+            "batch norm: parameter {:?} for {channels} channels",
+            p.shape()
+        )
+    }
+    Ok((channels, h * w))
+}
+
+/// `y = (x - center[c]) * scale[c] + shift[c]` over the planes of NCHW data.
+fn affine(
+    x: &[f32],
+    (channels, hw): (usize, usize),
+    center: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    for_planes(&mut y, hw, |p, out| {
+        let c = p % channels;
+        let (m, s, b) = (center[c], scale[c], shift[c]);
+        for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
+            *o = (v - m) * s + b;
+        }
+    });
+    y
+}
+
+/// What the forward pass of a training BatchNorm learned about its batch, per channel.
+#[derive(Debug)]
+struct Stats {
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    unbiased: Vec<f32>,
+    /// `weight * invstd`.
+    scale: Vec<f32>,
+}
+
+/// The training op on `(x, weight, bias)`; it keeps the batch statistics it computes.
+#[derive(Debug)]
+struct BatchNormTrain {
+    eps: f64,
+    stats: Arc<OnceLock<Stats>>,
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "native-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (channels, hw) = dims(xl, &[wl, bl])?;
+        let (x, w, b) = (data(x, xl)?, data(w, wl)?, data(b, bl)?);
+        let m = (x.len() / channels.max(1)) as f64;
+        let moments = per_channel(channels, |c| {
+            let planes = || channel_planes(x, channels, hw, c);
+            let mean = planes()
+                .map(|p| sum_f64(p, p, |v, _| v.into()))
+                .sum::<f64>()
+                / m;
+            let squares = |p: &[f32]| sum_f64(p, p, |v, _| (f64::from(v) - mean).powi(2));
+            (mean, planes().map(squares).sum::<f64>() / m)
+        });
+        let invstd: Vec<f64> = moments
+            .iter()
+            .map(|&(_, var)| (var + self.eps).sqrt().recip())
+            .collect();
+        let correction = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
+        let stats = Stats {
+            mean: moments.iter().map(|&(mean, _)| mean as f32).collect(),
+            invstd: invstd.iter().map(|&i| i as f32).collect(),
+            unbiased: moments
+                .iter()
+                .map(|&(_, var)| (var * correction) as f32)
+                .collect(),
+            scale: invstd
+                .iter()
+                .zip(w)
+                .map(|(&i, &w)| (i * f64::from(w)) as f32)
+                .collect(),
+        };
+        let y = affine(x, (channels, hw), &stats.mean, &stats.scale, b);
+        if self.stats.set(stats).is_err() {
+            candle_core::bail!("batch_norm_train: the op ran twice")
+        }
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some(stats) = self.stats.get() else {
+            candle_core::bail!("batch_norm_train: backward before forward")
+        };
+        AffineBackward {
+            center: stats.mean.clone(),
+            scale: stats.scale.clone(),
+            invstd: Some(stats.invstd.clone()),
+            need: [needs_grad(x), needs_grad(w), needs_grad(b)],
+        }
+        .run(grad, [x, w, b])
+    }
+}
+
+/// The evaluation op on `(x, scale, shift)`: `y = x * scale[c] + shift[c]`.
+#[derive(Debug, Clone, Copy)]
+struct ChannelAffine;
+
+impl CustomOp3 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "native-batch-norm-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        scale: &CpuStorage,
+        sl: &Layout,
+        shift: &CpuStorage,
+        hl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (channels, hw) = dims(xl, &[sl, hl])?;
+        let zeros = vec![0.0; channels];
+        let y = affine(
+            data(x, xl)?,
+            (channels, hw),
+            &zeros,
+            data(scale, sl)?,
+            data(shift, hl)?,
+        );
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let scale_values = scale.to_vec1::<f32>()?;
+        AffineBackward {
+            center: vec![0.0; scale_values.len()],
+            scale: scale_values,
+            invstd: None,
+            need: [needs_grad(x), needs_grad(scale), needs_grad(shift)],
+        }
+        .run(grad, [x, scale, shift])
+    }
+}
+
+/// The gradients of `y = (x - center) * scale + shift` on `(dy, x)`, packed
+/// `[x?, first?, second?]` for the forward op's inputs `(x, first, second)`.
+#[derive(Debug, Clone)]
+struct AffineBackward {
+    center: Vec<f32>,
+    scale: Vec<f32>,
+    /// Training: `1/σ` of the batch. The statistics then depend on `x` (its gradient gets the
+    /// terms through the mean and variance), and the first parameter is the weight, whose
+    /// gradient is `Σ dy * x̂`. Evaluation: `None`; the first parameter is the scale itself.
+    invstd: Option<Vec<f32>>,
+    /// Which of `(x, first, second)` need a gradient.
+    need: [bool; 3],
+}
+
+impl AffineBackward {
+    /// Applies the op to the output gradient and unpacks the gradients of `inputs`.
+    fn run(
+        &self,
+        grad: &Tensor,
+        inputs: [&Tensor; 3],
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if !self.need.contains(&true) {
+            return Ok((None, None, None));
+        }
+        let packed = grad.contiguous()?.apply_op2_no_bwd(inputs[0], self)?;
+        let [dx, d1, d2] = unpack(
+            &packed,
+            std::array::from_fn(|i| self.need[i].then_some(inputs[i])),
+        )?;
+        Ok((dx, d1, d2))
+    }
+
+    /// The packed gradients from the output gradient `dy` and the input `x`.
+    fn compute(&self, dy: &[f32], x: &[f32], (channels, hw): (usize, usize)) -> Vec<f32> {
+        let [input, first, second] = self.need;
+        let m = (x.len() / channels.max(1)) as f64;
+        // Per channel: Σ dy and Σ dy * (x - center).
+        let sums: Vec<(f64, f64)> = if self.invstd.is_some() || first || second {
+            per_channel(channels, |c| {
+                let center = f64::from(self.center[c]);
+                let planes =
+                    channel_planes(dy, channels, hw, c).zip(channel_planes(x, channels, hw, c));
+                planes.fold((0.0, 0.0), |(s1, s2), (g, v)| {
+                    let centered = |g: f32, v: f32| f64::from(g) * (f64::from(v) - center);
+                    (
+                        s1 + sum_f64(g, g, |g, _| g.into()),
+                        s2 + sum_f64(g, v, centered),
+                    )
+                })
+            })
+        } else {
+            Vec::new()
+        };
+        let len = |wanted: bool, n: usize| if wanted { n } else { 0 };
+        let total = len(input, x.len()) + len(first, channels) + len(second, channels);
+        let mut packed = vec![0.0f32; total];
+        let (dx, params) = packed.split_at_mut(len(input, x.len()));
+        if input {
+            self.input_gradient(dy, x, (channels, hw), &sums, m, dx);
+        }
+        let (d1, d2) = params.split_at_mut(len(first, channels));
+        let invstd = |c: usize| self.invstd.as_ref().map_or(1.0, |i| f64::from(i[c]));
+        for (c, d) in d1.iter_mut().enumerate() {
+            *d = (sums[c].1 * invstd(c)) as f32;
+        }
+        for (d, &(s1, _)) in d2.iter_mut().zip(&sums) {
+            *d = s1 as f32;
+        }
+        packed
+    }
+
+    /// `dx = a dy + b (x - center) + k` per channel; in evaluation just `scale * dy`.
+    fn input_gradient(
+        &self,
+        dy: &[f32],
+        x: &[f32],
+        (channels, hw): (usize, usize),
+        sums: &[(f64, f64)],
+        m: f64,
+        dx: &mut [f32],
+    ) {
+        let Some(invstd) = &self.invstd else {
+            for_planes(dx, hw, |p, out| {
+                let a = self.scale[p % channels];
+                for (o, &g) in out.iter_mut().zip(&dy[p * hw..][..hw]) {
+                    *o = a * g;
+                }
+            });
+            return;
+        };
+        let coefficients: Vec<[f32; 3]> = (0..channels)
+            .map(|c| {
+                let (a, i) = (f64::from(self.scale[c]), f64::from(invstd[c]));
+                let (s1, s2) = sums[c];
+                [a as f32, (-a * i * i * s2 / m) as f32, (-a * s1 / m) as f32]
+            })
+            .collect();
+        for_planes(dx, hw, |p, out| {
+            let c = p % channels;
+            let ([a, b, k], center) = (coefficients[c], self.center[c]);
+            let planes = dy[p * hw..][..hw].iter().zip(&x[p * hw..][..hw]);
+            for (o, (&g, &v)) in out.iter_mut().zip(planes) {
+                *o = a * g + b * (v - center) + k;
+            }
+        });
+    }
+}
+
+impl CustomOp2 for AffineBackward {
+    fn name(&self) -> &'static str {
+        "native-batch-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dy: &CpuStorage,
+        dyl: &Layout,
+        x: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = dims(xl, &[])?;
+        if dyl.shape() != xl.shape() || self.scale.len() != dims.0 {
+            candle_core::bail!(
+                "batch norm backward: gradient {:?} for input {:?}",
+                dyl.shape(),
+                xl.shape()
+            )
+        }
+        let packed = self.compute(data(dy, dyl)?, data(x, xl)?, dims);
+        let len = packed.len();
+        Ok((CpuStorage::F32(packed), Shape::from(len)))
+    }
+}
