@@ -156,7 +156,10 @@ fn print_report(r: &Report) {
     }
     if let Some(ips) = r.images_per_second {
         println!("throughput  {ips:.0} images/s over {} steps", r.steps);
-        println!("data wait   {:.2} s (batches not ready when a step wanted one)", r.data_wait_seconds);
+        println!(
+            "data wait   {:.2} s (batches not ready when a step wanted one)",
+            r.data_wait_seconds
+        );
     }
     if let Some(last) = r.loss_curve.last() {
         println!("final loss  {last:.4}");

@@ -134,7 +134,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             train: false,
             rng: &mut rng,
         };
-        network.forward(&x, &mut mode)?.sum_all()?.to_scalar::<f32>()?;
+        network
+            .forward(&x, &mut mode)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
         if i >= args.warmup {
             eval.push(ms(t));
         }

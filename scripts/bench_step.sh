@@ -5,10 +5,13 @@
 #
 #     scripts/bench_step.sh [ROUNDS] [ARCH...]   # default: 3 rounds; cnn3 resnet8 nb201_6111 dwsep
 #
+# STEPS (default 10) timed steps after WARMUP (default 2) per process; about 10 minutes on 2 cores,
+# most of it stock candle.
 # Needs PyTorch for CPU (../shared/tools/torch-cpu-env.sh). Threads: 2 on every side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"; shift || true
+steps="${STEPS:-10}"; warmup="${WARMUP:-2}"
 archs="${*:-cnn3 resnet8 nb201_6111 dwsep}"
 py=$(../shared/tools/torch-cpu-env.sh | tail -1)
 cargo build --release --example train_step --example check_arch >&2
@@ -19,9 +22,11 @@ for arch in $archs; do
     for round in $(seq "$rounds"); do
         for impl in native candle; do
             "$bin/train_step" --arch "examples/archs/$arch.arch" --kernels "$impl" --threads 2 \
+                --steps "$steps" --warmup "$warmup" \
                 >> "$out/$arch.$impl.jsonl"
         done
-        (cd scripts && "$py" torch_step.py --ir "$out/$arch.json" --threads 2) >> "$out/$arch.pytorch.jsonl"
+        (cd scripts && "$py" torch_step.py --ir "$out/$arch.json" --threads 2 \
+            --steps "$steps" --warmup "$warmup") >> "$out/$arch.pytorch.jsonl"
     done
 done
 python3 - "$out" $archs <<'PY'

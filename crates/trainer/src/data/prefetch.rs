@@ -67,10 +67,7 @@ mod tests {
 
     #[test]
     fn a_slow_producer_shows_as_waiting() {
-        let slow = (0..3).map(|i| {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            i
-        });
+        let slow = (0..3).inspect(|_| std::thread::sleep(std::time::Duration::from_millis(20)));
         let (n, waited) = prefetched(slow, 1, |items| items.count());
         assert_eq!(n, 3);
         assert!(waited >= std::time::Duration::from_millis(40), "{waited:?}");

@@ -12,6 +12,8 @@ use std::ops::Range;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+mod depthwise;
+
 use super::{data, gemm, needs_grad, over_ranges, sum_in_order, unpack, Operand};
 use crate::ops::ConvGeometry;
 
@@ -205,11 +207,20 @@ impl Conv {
         let (n, k) = (s.n(), s.k(g));
         let (cg, mg) = (s.cin / g, s.cout / g);
         let pointwise = self.pointwise(s);
+        let depthwise = self.depthwise(s);
+        let taps = if depthwise {
+            self.plane_taps(s)
+        } else {
+            Vec::new()
+        };
         let mut y = vec![0.0f32; s.batch * s.cout * n];
         y.par_chunks_mut(s.cout * n).enumerate().for_each_init(
-            || vec![0.0f32; if pointwise { 0 } else { k * n }],
+            || vec![0.0f32; if pointwise || depthwise { 0 } else { k * n }],
             |col, (i, yi)| {
                 let xi = &x[i * s.cin * s.h * s.w..][..s.cin * s.h * s.w];
+                if depthwise {
+                    return self.depthwise_forward((s, &taps), xi, weight, bias, yi);
+                }
                 for group in 0..g {
                     let xg = &xi[group * cg * s.h * s.w..][..cg * s.h * s.w];
                     if !pointwise {
@@ -353,6 +364,12 @@ impl ConvBackward {
         let (cg, mg) = (s.cin / g, s.cout / g);
         let image = s.cin * s.h * s.w;
         let pointwise = conv.pointwise(s);
+        let depthwise = conv.depthwise(s);
+        let taps = if depthwise {
+            conv.plane_taps(s)
+        } else {
+            Vec::new()
+        };
         let dx_len = if self.input { s.batch * image } else { 0 };
         let dw_len = if self.weight { s.cout * k } else { 0 };
         let db_len = if self.bias { s.cout } else { 0 };
@@ -362,13 +379,20 @@ impl ConvBackward {
         let partials = over_ranges(s.batch, dx, per_image, |images, dx| {
             let mut dw = vec![0.0f32; dw_len];
             let mut db = vec![0.0f32; db_len];
-            let mut col = vec![0.0f32; if pointwise { 0 } else { k * n }];
+            let mut col = vec![0.0f32; if pointwise || depthwise { 0 } else { k * n }];
             for (j, i) in images.enumerate() {
                 let dyi = &dy[i * s.cout * n..][..s.cout * n];
                 if self.bias {
                     for (sum, row) in db.iter_mut().zip(dyi.chunks_exact(n)) {
                         *sum += row.iter().sum::<f32>();
                     }
+                }
+                if depthwise {
+                    let dwi = self.weight.then_some(&mut dw[..]);
+                    let dxi = self.input.then(|| &mut dx[j * image..][..image]);
+                    let xi = &x[i * image..][..image];
+                    conv.depthwise_backward((s, &taps), dyi, xi, weight, dwi, dxi);
+                    continue;
                 }
                 for group in 0..g {
                     let dyg = Operand::rows(&dyi[group * mg * n..][..mg * n], n);

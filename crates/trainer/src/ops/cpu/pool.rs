@@ -130,11 +130,19 @@ struct Window {
 }
 
 impl Window {
-    /// The index ranges of the window's rows in the input plane, top to bottom.
-    fn ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.rows
-            .clone()
-            .map(|i| i * self.w + self.cols.start..i * self.w + self.cols.end)
+    /// The window's rows in the input plane, top to bottom: each row's first index and values.
+    fn rows<'a>(&'a self, plane: &'a [f32]) -> impl Iterator<Item = (usize, &'a [f32])> + 'a {
+        self.rows.clone().map(move |i| {
+            let start = i * self.w + self.cols.start;
+            (start, &plane[start..start + self.cols.len()])
+        })
+    }
+
+    /// The sum of the window's values.
+    fn sum(&self, plane: &[f32]) -> f32 {
+        self.rows(plane)
+            .map(|(_, row)| row.iter().sum::<f32>())
+            .sum()
     }
 
     /// PyTorch's divisor for the average.
@@ -150,13 +158,17 @@ impl Window {
     /// The index of the window's first maximum in row-major order, PyTorch's way: a later
     /// element wins only if greater, or NaN; `None` for an empty window.
     fn first_max(&self, plane: &[f32]) -> Option<usize> {
-        let mut indices = self.ranges().flatten();
-        let mut arg = indices.next()?;
+        if self.rows.is_empty() || self.cols.is_empty() {
+            return None;
+        }
+        let mut arg = self.rows.start * self.w + self.cols.start;
         let mut max = plane[arg];
-        for i in indices {
-            let v = plane[i];
-            if v > max || v.is_nan() {
-                (arg, max) = (i, v);
+        for (start, row) in self.rows(plane) {
+            for (j, &v) in row.iter().enumerate() {
+                // Selects rather than a branch: which element wins is data, and unpredictable.
+                let wins = v > max || v.is_nan();
+                arg = if wins { start + j } else { arg };
+                max = if wins { v } else { max };
             }
         }
         Some(arg)
@@ -176,8 +188,7 @@ impl Pool {
                         .first_max(plane)
                         .map_or(f32::NEG_INFINITY, |i| plane[i]),
                     Kind::Avg { count_include_pad } => {
-                        let sum: f32 = window.ranges().map(|r| plane[r].iter().sum::<f32>()).sum();
-                        sum / window.divisor(count_include_pad)
+                        window.sum(plane) / window.divisor(count_include_pad)
                     }
                 };
             }
@@ -200,8 +211,11 @@ impl Pool {
                     }
                     Kind::Avg { count_include_pad } => {
                         let share = g / window.divisor(count_include_pad);
-                        for r in window.ranges() {
-                            dx[r].iter_mut().for_each(|d| *d += share);
+                        for i in window.rows.clone() {
+                            let start = i * window.w;
+                            dx[start + window.cols.start..start + window.cols.end]
+                                .iter_mut()
+                                .for_each(|d| *d += share);
                         }
                     }
                 }
