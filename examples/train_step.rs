@@ -6,8 +6,9 @@
 //! ```
 //!
 //! The network is built for CIFAR-10 shapes (3x32x32, 10 classes) and trained on a fixed random
-//! batch, so only compute is timed: a step is forward + cross-entropy + backward + SGD update
-//! (momentum 0.9, weight decay 5e-4), and its parts are timed within it; the evaluation forward
+//! batch, so only compute is timed: a step is forward + cross-entropy + backward
+//! (`Network::loss_and_gradients`: the network's tape with native kernels, candle's autograd
+//! with candle's) + SGD update (momentum 0.9, weight decay 5e-4); the evaluation forward
 //! runs with running statistics and no graph. The medians over `--steps` steps, after `--warmup`,
 //! and the process's peak memory are printed as one JSON line. `scripts/bench_step.sh` runs it
 //! beside PyTorch (`scripts/torch_step.py`, same method) and prints the table of
@@ -103,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut optimizer = Optimizer::new(sgd, network.params().to_vec());
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
-    let (mut step, mut fwd, mut bwd, mut upd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut step, mut grad, mut upd) = (Vec::new(), Vec::new(), Vec::new());
     let mut loss_value = 0.0;
     for i in 0..args.warmup + args.steps {
         let t = Instant::now();
@@ -111,19 +112,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             train: true,
             rng: &mut rng,
         };
-        let loss = ops::cross_entropy(&network.forward(&x, &mut mode)?, &y)?;
-        loss_value = loss.to_scalar::<f32>()?;
-        let f = ms(t);
-        let t1 = Instant::now();
-        let grads = loss.backward()?;
-        let b = ms(t1);
+        let (loss, grads) = network.loss_and_gradients(&x, &y, &mut mode)?;
+        loss_value = loss;
+        let g = ms(t);
         let t2 = Instant::now();
         optimizer.step(&grads, 0.01)?;
         let u = ms(t2);
         if i >= args.warmup {
             step.push(ms(t));
-            fwd.push(f);
-            bwd.push(b);
+            grad.push(g);
             upd.push(u);
         }
     }
@@ -154,8 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "threads": rayon::current_num_threads(),
             "step_ms": step_ms,
             "images_per_second": args.batch as f64 / step_ms * 1e3,
-            "forward_loss_ms": median(fwd),
-            "backward_ms": median(bwd),
+            "loss_and_gradients_ms": median(grad),
             "update_ms": median(upd),
             "eval_forward_ms": median(eval),
             "peak_rss_bytes": peak_rss_bytes(),

@@ -37,16 +37,14 @@ def runs(arch, impl):
 def med(rs, key):
     return statistics.median(r[key] for r in rs)
 print("| architecture | step: ours / candle / PyTorch (ms) | ours / PyTorch | candle / PyTorch "
-      "| forward+loss, backward: ours (ms) | PyTorch (ms) | eval forward: ours / PyTorch (ms) "
-      "| peak MB: ours / candle / PyTorch |")
-print("|---|---|---|---|---|---|---|---|")
+      "| eval forward: ours / PyTorch (ms) | ours / PyTorch | peak MB: ours / candle / PyTorch |")
+print("|---|---|---|---|---|---|---|")
 for arch in archs:
     o, c, t = runs(arch, "native"), runs(arch, "candle"), runs(arch, "pytorch")
     so, sc, st = med(o, "step_ms"), med(c, "step_ms"), med(t, "step_ms")
     rng = lambda rs: f"{min(r['step_ms'] for r in rs):.0f}-{max(r['step_ms'] for r in rs):.0f}"
     mb = lambda rs: f"{med(rs, 'peak_rss_bytes') / 1e6:.0f}"
     print(f"| {arch} | {so:.1f} ({rng(o)}) / {sc:.1f} / {st:.1f} ({rng(t)}) | **{so / st:.2f}x** | {sc / st:.2f}x "
-          f"| {med(o, 'forward_loss_ms'):.1f}, {med(o, 'backward_ms'):.1f} "
-          f"| {med(t, 'forward_loss_ms'):.1f}, {med(t, 'backward_ms'):.1f} "
-          f"| {med(o, 'eval_forward_ms'):.1f} / {med(t, 'eval_forward_ms'):.1f} | {mb(o)} / {mb(c)} / {mb(t)} |")
+          f"| {med(o, 'eval_forward_ms'):.1f} / {med(t, 'eval_forward_ms'):.1f} "
+          f"| {med(o, 'eval_forward_ms') / med(t, 'eval_forward_ms'):.2f}x | {mb(o)} / {mb(c)} / {mb(t)} |")
 PY

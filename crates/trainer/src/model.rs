@@ -8,11 +8,13 @@
 use arch_space::lang::{
     check, Activation, Analysis, CheckError, InputSpec, Join, Layer, Module, Squeeze,
 };
-use candle_core::{Device, Result, Tensor, Var};
+use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ops::{ConvGeometry, Kernels, PoolGeometry};
+use crate::ops::{self, ConvGeometry, Kernels, PoolGeometry};
+
+mod tape;
 
 /// Why a module could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -301,6 +303,12 @@ fn dropout(x: &Tensor, p: f64, channels: bool, rng: &mut ChaCha8Rng) -> Result<T
     x.broadcast_mul(&Tensor::from_vec(mask, mask_shape, x.device())?)
 }
 
+/// `running = (1 - momentum) * running + momentum * batch`, as PyTorch updates BatchNorm's
+/// running statistics.
+fn update_running(running: &Var, batch: &Tensor, momentum: f64) -> Result<()> {
+    running.set(&((running.as_tensor() * (1.0 - momentum))? + (batch.detach() * momentum)?)?)
+}
+
 /// A parameter's tensor: tracked for gradients in training, detached in evaluation so that an
 /// evaluation forward does not keep its whole graph alive.
 fn tensor(var: &Var, track: bool) -> Tensor {
@@ -343,9 +351,8 @@ impl Block {
                 if mode.train || !keeps_stats {
                     let (y, batch_mean, batch_var) = k.batch_norm_train(x, w, b, *eps)?;
                     if mode.train && *keeps_stats {
-                        let m = *momentum;
-                        mean.set(&((mean.as_tensor() * (1.0 - m))? + (batch_mean.detach() * m)?)?)?;
-                        var.set(&((var.as_tensor() * (1.0 - m))? + (batch_var.detach() * m)?)?)?;
+                        update_running(mean, &batch_mean, *momentum)?;
+                        update_running(var, &batch_var, *momentum)?;
                     }
                     Ok(y)
                 } else {
@@ -437,6 +444,28 @@ impl Network {
     /// Logits `[B, classes]` of a batch `[B, C, H, W]`.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         self.root.forward(x, mode, self.kernels)
+    }
+
+    /// The mean cross-entropy of a training batch against `labels` and the gradients of the
+    /// parameters.
+    ///
+    /// With native kernels on the CPU the step runs on the network's own tape (see
+    /// `model/tape.rs`), otherwise through candle's autograd; both give the same gradients.
+    pub fn loss_and_gradients(
+        &self,
+        x: &Tensor,
+        labels: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<(f32, GradStore)> {
+        if mode.train && self.kernels.native_for(x) {
+            let mut tape = tape::Tape::new();
+            let (logits, id) = self.root.forward_traced(x, tape::INPUT, mode, &mut tape)?;
+            let (loss, dlogits) = ops::cross_entropy_and_gradient(&logits, labels)?;
+            Ok((loss, tape.backward(id, dlogits)?))
+        } else {
+            let loss = ops::cross_entropy(&self.forward(x, mode)?, labels)?;
+            Ok((loss.to_scalar::<f32>()?, loss.backward()?))
+        }
     }
 
     /// The same network running on `kernels` (default [`Kernels::Native`]).

@@ -325,8 +325,8 @@ fn run(
                     train: true,
                     rng: &mut dropout_rng,
                 };
-                let loss = ops::cross_entropy(&network.forward(&x, &mut mode)?, &y)?;
-                let value = f64::from(loss.to_scalar::<f32>()?);
+                let (loss, grads) = network.loss_and_gradients(&x, &y, &mut mode)?;
+                let value = f64::from(loss);
                 if !value.is_finite() {
                     report.status = Status::Divergence;
                     report.error = Some(format!(
@@ -335,7 +335,6 @@ fn run(
                     ));
                     return Ok(true);
                 }
-                let grads = loss.backward()?;
                 let lr = learning_rate(
                     config.schedule,
                     config.lr,

@@ -58,7 +58,8 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    fn native_for(self, x: &Tensor) -> bool {
+    /// Whether the native kernels run on `x` (CPU, f32).
+    pub fn native_for(self, x: &Tensor) -> bool {
         self == Kernels::Native && x.device().is_cpu() && x.dtype() == DType::F32
     }
 
@@ -228,6 +229,26 @@ impl PoolGeometry {
 /// Mean cross-entropy of logits `[B, classes]` against labels `[B]` (u32).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     candle_nn::loss::cross_entropy(logits, labels)
+}
+
+/// Mean cross-entropy of logits `[B, classes]` against labels `[B]` (u32), and its gradient
+/// with respect to the logits, `(softmax - onehot) / B`, computed directly (no graph).
+pub fn cross_entropy_and_gradient(logits: &Tensor, labels: &Tensor) -> Result<(f32, Tensor)> {
+    let (batch, classes) = logits.dims2()?;
+    let log_probs = candle_nn::ops::log_softmax(&logits.detach(), D::Minus1)?;
+    let mut onehot = vec![0.0f32; batch * classes];
+    for (row, &label) in labels.to_vec1::<u32>()?.iter().enumerate() {
+        let label = label as usize;
+        if label >= classes {
+            candle_core::bail!("label {label} for {classes} classes");
+        }
+        onehot[row * classes + label] = 1.0;
+    }
+    let onehot = Tensor::from_vec(onehot, (batch, classes), logits.device())?;
+    let n = batch.max(1) as f64;
+    let loss = -(log_probs.mul(&onehot)?.sum_all()?.to_scalar::<f32>()? as f64) / n;
+    let grad = ((log_probs.exp()? - onehot)? / n)?;
+    Ok((loss as f32, grad))
 }
 
 /// Number of rows whose arg-max equals the label.

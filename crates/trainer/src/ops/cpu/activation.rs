@@ -10,7 +10,7 @@ use arch_space::lang::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{data, needs_grad};
+use super::{autograd, data, unary_gradients, Gradients, Traced};
 
 /// A rectifier with a native kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,6 +69,27 @@ pub fn rectify(x: &Tensor, r: Rectifier) -> Result<Tensor> {
     x.contiguous()?.apply_op1(r)
 }
 
+/// [`rectify`] outside candle's graph; inputs `[x]`.
+pub fn rectify_traced(x: &Tensor, r: Rectifier) -> Result<Traced> {
+    let x = x.contiguous()?;
+    Ok(Traced {
+        output: x.apply_op1_no_bwd(&r)?,
+        inputs: vec![x],
+        backward: Box::new(r),
+    })
+}
+
+impl Gradients for Rectifier {
+    fn gradients(
+        &self,
+        inputs: &[&Tensor],
+        need: &[bool],
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        unary_gradients(inputs, need, grad, &RectifierBackward(*self))
+    }
+}
+
 impl CustomOp1 for Rectifier {
     fn name(&self) -> &'static str {
         "native-rectifier"
@@ -80,13 +101,8 @@ impl CustomOp1 for Rectifier {
     }
 
     fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        if !needs_grad(x) {
-            return Ok(None);
-        }
-        let dx = grad
-            .contiguous()?
-            .apply_op2_no_bwd(x, &RectifierBackward(*self))?;
-        Ok(Some(dx))
+        let [dx] = autograd(self, [x], grad)?;
+        Ok(dx)
     }
 }
 

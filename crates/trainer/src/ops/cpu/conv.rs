@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 mod depthwise;
 
-use super::{data, gemm, needs_grad, over_ranges, sum_in_order, unpack, Operand};
+use super::{autograd, data, gemm, over_ranges, sum_in_order, unpack, Gradients, Operand, Traced};
 use crate::ops::ConvGeometry;
 
 /// `F.conv2d` on the CPU: weight `[out, in/groups, kh, kw]`, optional bias `[out]`.
@@ -24,17 +24,35 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     g: &ConvGeometry,
 ) -> Result<Tensor> {
-    let op = Conv {
-        stride: g.stride,
-        padding: g.padding_of(),
-        dilation: g.dilation,
-        groups: g.groups,
-    };
+    let op = Conv::of(g);
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
         Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
         None => x.apply_op2(&weight, op),
     }
+}
+
+/// [`conv2d`] outside candle's graph; inputs `[x, weight, bias?]`.
+pub fn conv2d_traced(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+) -> Result<Traced> {
+    let op = Conv::of(g);
+    let mut inputs = vec![x.contiguous()?, weight.contiguous()?];
+    let output = match bias {
+        Some(b) => {
+            inputs.push(b.contiguous()?);
+            inputs[0].apply_op3_no_bwd(&inputs[1], &inputs[2], &op)?
+        }
+        None => inputs[0].apply_op2_no_bwd(&inputs[1], &op)?,
+    };
+    Ok(Traced {
+        output,
+        inputs,
+        backward: Box::new(op),
+    })
 }
 
 /// The convolution's geometry, padding resolved to `[top, bottom, left, right]`.
@@ -58,6 +76,17 @@ struct Sizes {
     kw: usize,
     oh: usize,
     ow: usize,
+}
+
+impl Conv {
+    fn of(g: &ConvGeometry) -> Conv {
+        Conv {
+            stride: g.stride,
+            padding: g.padding_of(),
+            dilation: g.dilation,
+            groups: g.groups,
+        }
+    }
 }
 
 impl Sizes {
@@ -262,31 +291,39 @@ impl Conv {
         ))
     }
 
-    fn backward(
+}
+
+impl Gradients for Conv {
+    fn gradients(
         &self,
+        inputs: &[&Tensor],
+        need: &[bool],
         grad: &Tensor,
-        x: &Tensor,
-        weight: &Tensor,
-        bias: Option<&Tensor>,
-    ) -> Result<[Option<Tensor>; 3]> {
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (x, weight, bias) = match inputs {
+            [x, w] => (*x, *w, None),
+            [x, w, b] => (*x, *w, Some(*b)),
+            _ => candle_core::bail!("conv2d backward: {} inputs", inputs.len()),
+        };
         let need = ConvBackward {
             conv: *self,
-            input: needs_grad(x),
-            weight: needs_grad(weight),
-            bias: bias.is_some_and(needs_grad),
+            input: need.first() == Some(&true),
+            weight: need.get(1) == Some(&true),
+            bias: bias.is_some() && need.get(2) == Some(&true),
         };
         if !(need.input || need.weight || need.bias) {
-            return Ok([None, None, None]);
+            return Ok(vec![None; inputs.len()]);
         }
         let packed = grad.contiguous()?.apply_op3_no_bwd(x, weight, &need)?;
-        unpack(
+        let [dx, dw, db] = unpack(
             &packed,
             [
                 need.input.then_some(x),
                 need.weight.then_some(weight),
                 bias.filter(|_| need.bias),
             ],
-        )
+        )?;
+        Ok([dx, dw, db].into_iter().take(inputs.len()).collect())
     }
 }
 
@@ -312,7 +349,7 @@ impl CustomOp2 for Conv {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, _] = self.backward(grad, x, w, None)?;
+        let [dx, dw] = autograd(self, [x, w], grad)?;
         Ok((dx, dw))
     }
 }
@@ -342,7 +379,7 @@ impl CustomOp3 for Conv {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = self.backward(grad, x, w, Some(b))?;
+        let [dx, dw, db] = autograd(self, [x, w, b], grad)?;
         Ok((dx, dw, db))
     }
 }

@@ -21,7 +21,7 @@
 //!   maximum of each window, found again in the backward pass (`pool.rs`).
 //! * [`rectify`]: ReLU, ReLU6 and LeakyReLU (`activation.rs`).
 
-use candle_core::{backend::BackendStorage, CpuStorage, Layout, Result, Tensor};
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Tensor};
 use rayon::prelude::*;
 
 mod activation;
@@ -29,10 +29,10 @@ mod conv;
 mod norm;
 mod pool;
 
-pub use activation::{rectify, Rectifier};
-pub use conv::conv2d;
-pub use norm::{batch_norm_eval, batch_norm_train};
-pub use pool::{avg_pool2d, max_pool2d};
+pub use activation::{rectify, rectify_traced, Rectifier};
+pub use conv::{conv2d, conv2d_traced};
+pub use norm::{batch_norm_eval, batch_norm_train, batch_norm_train_traced};
+pub use pool::{avg_pool2d, max_pool2d, pool2d_traced};
 
 /// The contiguous f32 data of a custom op's input.
 fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -45,9 +45,69 @@ fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-/// Whether backpropagation needs the gradient of `t`.
+/// Whether candle's backpropagation needs the gradient of `t`.
 fn needs_grad(t: &Tensor) -> bool {
     t.track_op()
+}
+
+/// The backward pass of a native op, callable by candle's autograd (its `bwd`) and by the
+/// network's own tape alike.
+pub trait Gradients: Send + Sync {
+    /// The gradients of the op's `inputs` (in its argument order) from the gradient of its
+    /// output; `None` wherever `need` is false.
+    fn gradients(
+        &self,
+        inputs: &[&Tensor],
+        need: &[bool],
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>>;
+}
+
+/// A native op applied outside candle's graph: its output, the inputs it was applied to (in
+/// argument order, contiguous) and its backward pass.
+pub struct Traced {
+    /// The op's output (no graph).
+    pub output: Tensor,
+    /// The op's inputs.
+    pub inputs: Vec<Tensor>,
+    /// The op's backward pass.
+    pub backward: Box<dyn Gradients>,
+}
+
+impl Traced {
+    /// The gradients of the inputs from the output's gradient, where `need`.
+    pub fn gradients(&self, need: &[bool], grad: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let inputs: Vec<&Tensor> = self.inputs.iter().collect();
+        self.backward.gradients(&inputs, need, grad)
+    }
+}
+
+/// The gradients of a one-input op whose backward op runs on `(dy, x)` and returns `dx`.
+fn unary_gradients(
+    inputs: &[&Tensor],
+    need: &[bool],
+    grad: &Tensor,
+    backward: &impl CustomOp2,
+) -> Result<Vec<Option<Tensor>>> {
+    let [x] = inputs else {
+        candle_core::bail!("{}: {} inputs", backward.name(), inputs.len())
+    };
+    if need.first() != Some(&true) {
+        return Ok(vec![None]);
+    }
+    Ok(vec![Some(grad.contiguous()?.apply_op2_no_bwd(x, backward)?)])
+}
+
+/// The gradients of `inputs` as candle's autograd wants them: computed where the input is
+/// tracked.
+fn autograd<const N: usize>(
+    op: &dyn Gradients,
+    inputs: [&Tensor; N],
+    grad: &Tensor,
+) -> Result<[Option<Tensor>; N]> {
+    let need = inputs.map(needs_grad);
+    let mut grads = op.gradients(&inputs, &need, grad)?.into_iter();
+    Ok(std::array::from_fn(|_| grads.next().flatten()))
 }
 
 /// Splits a packed gradient buffer into one gradient per `Some` entry of `parts`, in order,

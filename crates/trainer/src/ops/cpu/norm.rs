@@ -12,7 +12,9 @@ use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{channel_planes, data, for_planes, needs_grad, per_channel, sum_f64, unpack};
+use super::{
+    autograd, channel_planes, data, for_planes, per_channel, sum_f64, unpack, Gradients, Traced,
+};
 
 /// Batch normalization with batch statistics (training) on the CPU; returns the output and the
 /// batch mean and unbiased variance per channel (plain tensors, outside the graph).
@@ -22,25 +24,29 @@ pub fn batch_norm_train(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let (_, channels, _, _) = x.dims4()?;
-    let param = |p: Option<&Tensor>, fill: f32| match p {
-        Some(t) => t.contiguous(),
-        None => Tensor::full(fill, channels, x.device()),
-    };
-    let stats = Arc::new(OnceLock::new());
-    let op = BatchNormTrain {
-        eps,
-        stats: Arc::clone(&stats),
-    };
-    let y = x
-        .contiguous()?
-        .apply_op3(&param(weight, 1.0)?, &param(bias, 0.0)?, op)?;
-    let Some(stats) = stats.get() else {
-        candle_core::bail!("batch_norm_train: the forward pass kept no statistics")
-    };
-    let mean = Tensor::from_vec(stats.mean.clone(), channels, x.device())?;
-    let var = Tensor::from_vec(stats.unbiased.clone(), channels, x.device())?;
+    let (op, [x, w, b]) = BatchNormTrain::new(x, weight, bias, eps)?;
+    let y = x.apply_op3(&w, &b, op.clone())?;
+    let (mean, var) = op.statistics(&x)?;
     Ok((y, mean, var))
+}
+
+/// [`batch_norm_train`] outside candle's graph; inputs `[x, weight, bias]` (ones and zeros
+/// where the layer has no affine parameters).
+pub fn batch_norm_train_traced(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Traced, Tensor, Tensor)> {
+    let (op, inputs) = BatchNormTrain::new(x, weight, bias, eps)?;
+    let output = inputs[0].apply_op3_no_bwd(&inputs[1], &inputs[2], &op)?;
+    let (mean, var) = op.statistics(&inputs[0])?;
+    let traced = Traced {
+        output,
+        inputs: inputs.into(),
+        backward: Box::new(op),
+    };
+    Ok((traced, mean, var))
 }
 
 /// Batch normalization with given statistics (evaluation) on the CPU.
@@ -109,10 +115,63 @@ struct Stats {
 }
 
 /// The training op on `(x, weight, bias)`; it keeps the batch statistics it computes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct BatchNormTrain {
     eps: f64,
     stats: Arc<OnceLock<Stats>>,
+}
+
+impl BatchNormTrain {
+    /// The op and its contiguous inputs, ones and zeros standing in for absent parameters.
+    fn new(
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<(Self, [Tensor; 3])> {
+        let (_, channels, _, _) = x.dims4()?;
+        let param = |p: Option<&Tensor>, fill: f32| match p {
+            Some(t) => t.contiguous(),
+            None => Tensor::full(fill, channels, x.device()),
+        };
+        let op = BatchNormTrain {
+            eps,
+            stats: Arc::new(OnceLock::new()),
+        };
+        Ok((op, [x.contiguous()?, param(weight, 1.0)?, param(bias, 0.0)?]))
+    }
+
+    /// The batch mean and unbiased variance the forward pass took.
+    fn statistics(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let Some(stats) = self.stats.get() else {
+            candle_core::bail!("batch_norm_train: the forward pass kept no statistics")
+        };
+        let channels = stats.mean.len();
+        Ok((
+            Tensor::from_vec(stats.mean.clone(), channels, x.device())?,
+            Tensor::from_vec(stats.unbiased.clone(), channels, x.device())?,
+        ))
+    }
+}
+
+impl Gradients for BatchNormTrain {
+    fn gradients(
+        &self,
+        inputs: &[&Tensor],
+        need: &[bool],
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let Some(stats) = self.stats.get() else {
+            candle_core::bail!("batch_norm_train: backward before forward")
+        };
+        AffineBackward {
+            center: stats.mean.clone(),
+            scale: stats.scale.clone(),
+            invstd: Some(stats.invstd.clone()),
+            need: std::array::from_fn(|i| need.get(i) == Some(&true)),
+        }
+        .run(grad, inputs)
+    }
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -174,16 +233,8 @@ impl CustomOp3 for BatchNormTrain {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(stats) = self.stats.get() else {
-            candle_core::bail!("batch_norm_train: backward before forward")
-        };
-        AffineBackward {
-            center: stats.mean.clone(),
-            scale: stats.scale.clone(),
-            invstd: Some(stats.invstd.clone()),
-            need: [needs_grad(x), needs_grad(w), needs_grad(b)],
-        }
-        .run(grad, [x, w, b])
+        let [dx, dw, db] = autograd(self, [x, w, b], grad)?;
+        Ok((dx, dw, db))
     }
 }
 
@@ -225,14 +276,29 @@ impl CustomOp3 for ChannelAffine {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let scale_values = scale.to_vec1::<f32>()?;
+        let [dx, ds, dh] = autograd(self, [x, scale, shift], grad)?;
+        Ok((dx, ds, dh))
+    }
+}
+
+impl Gradients for ChannelAffine {
+    fn gradients(
+        &self,
+        inputs: &[&Tensor],
+        need: &[bool],
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let Some(scale) = inputs.get(1) else {
+            candle_core::bail!("batch norm backward: {} inputs", inputs.len())
+        };
+        let scale = scale.to_vec1::<f32>()?;
         AffineBackward {
-            center: vec![0.0; scale_values.len()],
-            scale: scale_values,
+            center: vec![0.0; scale.len()],
+            scale,
             invstd: None,
-            need: [needs_grad(x), needs_grad(scale), needs_grad(shift)],
+            need: std::array::from_fn(|i| need.get(i) == Some(&true)),
         }
-        .run(grad, [x, scale, shift])
+        .run(grad, inputs)
     }
 }
 
@@ -252,20 +318,20 @@ struct AffineBackward {
 
 impl AffineBackward {
     /// Applies the op to the output gradient and unpacks the gradients of `inputs`.
-    fn run(
-        &self,
-        grad: &Tensor,
-        inputs: [&Tensor; 3],
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn run(&self, grad: &Tensor, inputs: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
+        let [x, first, second] = inputs else {
+            candle_core::bail!("batch norm backward: {} inputs", inputs.len())
+        };
         if !self.need.contains(&true) {
-            return Ok((None, None, None));
+            return Ok(vec![None; 3]);
         }
-        let packed = grad.contiguous()?.apply_op2_no_bwd(inputs[0], self)?;
-        let [dx, d1, d2] = unpack(
+        let packed = grad.contiguous()?.apply_op2_no_bwd(x, self)?;
+        let parts = [*x, *first, *second];
+        let grads: [Option<Tensor>; 3] = unpack(
             &packed,
-            std::array::from_fn(|i| self.need[i].then_some(inputs[i])),
+            std::array::from_fn(|i| self.need[i].then_some(parts[i])),
         )?;
-        Ok((dx, d1, d2))
+        Ok(grads.into())
     }
 
     /// The packed gradients from the output gradient `dy` and the input `x`.

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::{data, for_planes, needs_grad};
+use super::{autograd, data, unary_gradients, for_planes, Gradients, Traced};
 use crate::ops::PoolGeometry;
 
 /// `F.max_pool2d` on the CPU (padding counts as minus infinity).
@@ -27,6 +27,21 @@ pub fn avg_pool2d(x: &Tensor, g: &PoolGeometry, count_include_pad: bool) -> Resu
     x.contiguous()?.apply_op1(Pool {
         geometry: *g,
         kind: Kind::Avg { count_include_pad },
+    })
+}
+
+/// [`max_pool2d`] (`count_include_pad: None`) or [`avg_pool2d`] outside candle's graph;
+/// inputs `[x]`.
+pub fn pool2d_traced(x: &Tensor, g: &PoolGeometry, average: Option<bool>) -> Result<Traced> {
+    let op = Pool {
+        geometry: *g,
+        kind: average.map_or(Kind::Max, |count_include_pad| Kind::Avg { count_include_pad }),
+    };
+    let x = x.contiguous()?;
+    Ok(Traced {
+        output: x.apply_op1_no_bwd(&op)?,
+        inputs: vec![x],
+        backward: Box::new(op),
     })
 }
 
@@ -225,6 +240,17 @@ impl Pool {
     }
 }
 
+impl Gradients for Pool {
+    fn gradients(
+        &self,
+        inputs: &[&Tensor],
+        need: &[bool],
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        unary_gradients(inputs, need, grad, &PoolBackward(*self))
+    }
+}
+
 impl CustomOp1 for Pool {
     fn name(&self) -> &'static str {
         match self.kind {
@@ -240,13 +266,8 @@ impl CustomOp1 for Pool {
     }
 
     fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        if !needs_grad(x) {
-            return Ok(None);
-        }
-        let dx = grad
-            .contiguous()?
-            .apply_op2_no_bwd(x, &PoolBackward(*self))?;
-        Ok(Some(dx))
+        let [dx] = autograd(self, [x], grad)?;
+        Ok(dx)
     }
 }
 
