@@ -53,6 +53,13 @@ fn operations(c: &mut Criterion) {
         ceil_mode: false,
     };
     let x = Var::from_tensor(&random(&mut rng, &[128, 32, 16, 16])).expect("a variable");
+    let forward_shapes: Vec<(Tensor, Tensor)> = [(16, 16, 32), (32, 64, 16), (64, 128, 8)]
+        .into_iter()
+        .map(|(cin, cout, size)| {
+            let x = random(&mut rng, &[128, cin, size, size]);
+            (x, random(&mut rng, &[cout, cin, 3, 3]))
+        })
+        .collect();
     let w = Var::from_tensor(&random(&mut rng, &[64, 32, 3, 3])).expect("a variable");
     let wd = Var::from_tensor(&random(&mut rng, &[64, 1, 3, 3])).expect("a variable");
     let x64 = Var::from_tensor(&random(&mut rng, &[128, 64, 16, 16])).expect("a variable");
@@ -67,6 +74,13 @@ fn operations(c: &mut Criterion) {
         group.bench_function(format!("conv3x3 32->64 16x16/{name}"), |b| {
             b.iter(|| forward_backward(&x, &out64, &conv_op))
         });
+        for (x, w) in &forward_shapes {
+            let (cin, size, cout) = (x.dims()[1], x.dims()[2], w.dims()[0]);
+            let label = format!("conv3x3 {cin}->{cout} {size}x{size} forward/{name}");
+            group.bench_function(label, |b| {
+                b.iter(|| black_box(k.conv2d(x, w, None, &conv).expect("conv")))
+            });
+        }
         let dw_op = |x: &Tensor| k.conv2d(x, wd.as_tensor(), None, &depthwise).expect("conv");
         group.bench_function(format!("depthwise3x3 64 16x16/{name}"), |b| {
             b.iter(|| forward_backward(&x64, &out64, &dw_op))

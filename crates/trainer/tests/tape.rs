@@ -36,7 +36,10 @@ fn close(what: &str, a: &Tensor, b: &Tensor) {
     assert_eq!(a.len(), b.len(), "{what}");
     let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!((x - y).abs() <= 2e-4 * scale, "{what}[{i}]: tape {x}, autograd {y}");
+        assert!(
+            (x - y).abs() <= 2e-4 * scale,
+            "{what}[{i}]: tape {x}, autograd {y}"
+        );
     }
 }
 
@@ -53,18 +56,38 @@ fn check(text: &str, input: &InputSpec) {
         let mut rng_a = ChaCha8Rng::seed_from_u64(step);
         let mut rng_b = ChaCha8Rng::seed_from_u64(step);
         let (loss, grads) = tape_net
-            .loss_and_gradients(&x, &y, &mut Mode { train: true, rng: &mut rng_a })
+            .loss_and_gradients(
+                &x,
+                &y,
+                &mut Mode {
+                    train: true,
+                    rng: &mut rng_a,
+                },
+            )
             .unwrap();
         let logits = graph_net
-            .forward(&x, &mut Mode { train: true, rng: &mut rng_b })
+            .forward(
+                &x,
+                &mut Mode {
+                    train: true,
+                    rng: &mut rng_b,
+                },
+            )
             .unwrap();
         let graph_loss = ops::cross_entropy(&logits, &y).unwrap();
         let graph_grads = graph_loss.backward().unwrap();
         let graph_loss = graph_loss.to_scalar::<f32>().unwrap();
-        assert!((loss - graph_loss).abs() < 1e-5, "{text}: loss {loss} vs {graph_loss}");
+        assert!(
+            (loss - graph_loss).abs() < 1e-5,
+            "{text}: loss {loss} vs {graph_loss}"
+        );
         for (i, (a, b)) in tape_net.params().iter().zip(graph_net.params()).enumerate() {
-            let ga = grads.get(a.as_tensor()).unwrap_or_else(|| panic!("{text}: no gradient {i}"));
-            let gb = graph_grads.get(b.as_tensor()).expect("an autograd gradient");
+            let ga = grads
+                .get(a.as_tensor())
+                .unwrap_or_else(|| panic!("{text}: no gradient {i}"));
+            let gb = graph_grads
+                .get(b.as_tensor())
+                .expect("an autograd gradient");
             close(&format!("{text}: step {step}, parameter {i}"), ga, gb);
         }
     }
@@ -72,7 +95,11 @@ fn check(text: &str, input: &InputSpec) {
     let after = |net: &Network, rng: &mut ChaCha8Rng| {
         net.forward(&x, &mut Mode { train: false, rng }).unwrap()
     };
-    close(&format!("{text}: evaluation after two steps"), &after(&tape_net, &mut eval), &after(&graph_net, &mut eval));
+    close(
+        &format!("{text}: evaluation after two steps"),
+        &after(&tape_net, &mut eval),
+        &after(&graph_net, &mut eval),
+    );
 }
 
 #[test]
@@ -97,7 +124,10 @@ fn the_tape_matches_autograd_on_the_shipped_architectures() {
         classes: 10,
     };
     for arch in ["cnn3", "resnet8", "dwsep", "nb201_6111"] {
-        let path = format!("{}/../../examples/archs/{arch}.arch", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../examples/archs/{arch}.arch",
+            env!("CARGO_MANIFEST_DIR")
+        );
         check(&std::fs::read_to_string(path).unwrap(), &input);
     }
 }

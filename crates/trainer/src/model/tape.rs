@@ -218,7 +218,9 @@ impl Block {
                 }
                 Ok(tape.native(traced, vec![Arg::Value(id), param(weight), param(bias)]))
             }
-            Block::MaxPool(g) => Ok(tape.native(cpu::pool2d_traced(x, g, None)?, vec![Arg::Value(id)])),
+            Block::MaxPool(g) => {
+                Ok(tape.native(cpu::pool2d_traced(x, g, None)?, vec![Arg::Value(id)]))
+            }
             Block::AvgPool(g, count_pad) => Ok(tape.native(
                 cpu::pool2d_traced(x, g, Some(*count_pad))?,
                 vec![Arg::Value(id)],
@@ -233,9 +235,9 @@ impl Block {
             }
             Block::Identity => Ok((x.clone(), id)),
             Block::Zero => Ok((x.zeros_like()?, tape.value())),
-            Block::Sequential(items) => items
-                .iter()
-                .try_fold((x.clone(), id), |(h, v), b| b.forward_traced(&h, v, mode, tape)),
+            Block::Sequential(items) => items.iter().try_fold((x.clone(), id), |(h, v), b| {
+                b.forward_traced(&h, v, mode, tape)
+            }),
             Block::Parallel(j, branches) => {
                 let outs = branches
                     .iter()
@@ -279,7 +281,9 @@ impl Block {
         } else {
             Some(Var::from_tensor(&x.detach())?)
         };
-        let x = input.as_ref().map_or_else(|| x.clone(), |v| v.as_tensor().clone());
+        let x = input
+            .as_ref()
+            .map_or_else(|| x.clone(), |v| v.as_tensor().clone());
         let output = self.forward(&x, mode, Kernels::Native)?;
         let y = output.detach();
         let backward = Backward::Autograd {
@@ -298,7 +302,12 @@ impl Block {
             }
             Block::BatchNorm { weight, bias, .. } => weight.iter().chain(bias).cloned().collect(),
             Block::SqueezeExcitation { reduce, expand } => {
-                vec![reduce.0.clone(), reduce.1.clone(), expand.0.clone(), expand.1.clone()]
+                vec![
+                    reduce.0.clone(),
+                    reduce.1.clone(),
+                    expand.0.clone(),
+                    expand.1.clone(),
+                ]
             }
             _ => Vec::new(),
         }
@@ -306,7 +315,11 @@ impl Block {
 }
 
 /// A join of traced branches: a sum (or the one branch) or a concatenation along channels.
-fn join_traced(j: Join, outs: Vec<(Tensor, ValueId)>, tape: &mut Tape) -> Result<(Tensor, ValueId)> {
+fn join_traced(
+    j: Join,
+    outs: Vec<(Tensor, ValueId)>,
+    tape: &mut Tape,
+) -> Result<(Tensor, ValueId)> {
     if outs.len() == 1 {
         return outs
             .into_iter()

@@ -178,10 +178,9 @@ impl Conv {
     }
 
     /// `col[k, oh*ow]` from one group's input planes `x[C/g, h, w]`.
-    fn im2col(&self, s: &Sizes, x: &[f32], col: &mut [f32]) {
+    fn im2col(&self, (s, taps): (&Sizes, &[Tap]), x: &[f32], col: &mut [f32]) {
         let [sy, sx] = self.stride;
-        let channels = s.cin / self.groups;
-        for (tap, row) in self.taps(s, channels).zip(col.chunks_exact_mut(s.n())) {
+        for (tap, row) in taps.iter().zip(col.chunks_exact_mut(s.n())) {
             let plane = &x[tap.channel * s.h * s.w..][..s.h * s.w];
             for (oy, out) in row.chunks_exact_mut(s.ow).enumerate() {
                 if !tap.rows.contains(&oy) {
@@ -206,10 +205,9 @@ impl Conv {
     }
 
     /// Adds `col[k, oh*ow]` back onto one group's input planes `dx[C/g, h, w]`.
-    fn col2im(&self, s: &Sizes, col: &[f32], dx: &mut [f32]) {
+    fn col2im(&self, (s, taps): (&Sizes, &[Tap]), col: &[f32], dx: &mut [f32]) {
         let [sy, sx] = self.stride;
-        let channels = s.cin / self.groups;
-        for (tap, row) in self.taps(s, channels).zip(col.chunks_exact(s.n())) {
+        for (tap, row) in taps.iter().zip(col.chunks_exact(s.n())) {
             let plane = &mut dx[tap.channel * s.h * s.w..][..s.h * s.w];
             for oy in tap.rows.clone() {
                 let iy = ((oy * sy) as isize + tap.y_offset) as usize;
@@ -237,11 +235,7 @@ impl Conv {
         let (cg, mg) = (s.cin / g, s.cout / g);
         let pointwise = self.pointwise(s);
         let depthwise = self.depthwise(s);
-        let taps = if depthwise {
-            self.plane_taps(s)
-        } else {
-            Vec::new()
-        };
+        let taps: Vec<Tap> = self.taps(s, cg).collect();
         let mut y = vec![0.0f32; s.batch * s.cout * n];
         y.par_chunks_mut(s.cout * n).enumerate().for_each_init(
             || vec![0.0f32; if pointwise || depthwise { 0 } else { k * n }],
@@ -253,7 +247,7 @@ impl Conv {
                 for group in 0..g {
                     let xg = &xi[group * cg * s.h * s.w..][..cg * s.h * s.w];
                     if !pointwise {
-                        self.im2col(s, xg, col);
+                        self.im2col((s, &taps), xg, col);
                     }
                     let src: &[f32] = if pointwise { xg } else { col };
                     let yg = &mut yi[group * mg * n..][..mg * n];
@@ -290,7 +284,6 @@ impl Conv {
             Shape::from((s.batch, s.cout, s.oh, s.ow)),
         ))
     }
-
 }
 
 impl Gradients for Conv {
@@ -402,11 +395,7 @@ impl ConvBackward {
         let image = s.cin * s.h * s.w;
         let pointwise = conv.pointwise(s);
         let depthwise = conv.depthwise(s);
-        let taps = if depthwise {
-            conv.plane_taps(s)
-        } else {
-            Vec::new()
-        };
+        let taps: Vec<Tap> = conv.taps(s, s.cin / g).collect();
         let dx_len = if self.input { s.batch * image } else { 0 };
         let dw_len = if self.weight { s.cout * k } else { 0 };
         let db_len = if self.bias { s.cout } else { 0 };
@@ -436,7 +425,7 @@ impl ConvBackward {
                     let xg = &x[i * image + group * cg * s.h * s.w..][..cg * s.h * s.w];
                     if self.weight {
                         if !pointwise {
-                            conv.im2col(s, xg, &mut col);
+                            conv.im2col((s, &taps), xg, &mut col);
                         }
                         let src: &[f32] = if pointwise { xg } else { &col };
                         let dwg = &mut dw[group * mg * k..][..mg * k];
@@ -449,7 +438,7 @@ impl ConvBackward {
                             gemm(dxg, false, (k, n, mg), wg, dyg);
                         } else {
                             gemm(&mut col, false, (k, n, mg), wg, dyg);
-                            conv.col2im(s, &col, dxg);
+                            conv.col2im((s, &taps), &col, dxg);
                         }
                     }
                 }

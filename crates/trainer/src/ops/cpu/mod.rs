@@ -95,7 +95,9 @@ fn unary_gradients(
     if need.first() != Some(&true) {
         return Ok(vec![None]);
     }
-    Ok(vec![Some(grad.contiguous()?.apply_op2_no_bwd(x, backward)?)])
+    Ok(vec![Some(
+        grad.contiguous()?.apply_op2_no_bwd(x, backward)?,
+    )])
 }
 
 /// The gradients of `inputs` as candle's autograd wants them: computed where the input is

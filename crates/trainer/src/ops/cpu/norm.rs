@@ -138,7 +138,10 @@ impl BatchNormTrain {
             eps,
             stats: Arc::new(OnceLock::new()),
         };
-        Ok((op, [x.contiguous()?, param(weight, 1.0)?, param(bias, 0.0)?]))
+        Ok((
+            op,
+            [x.contiguous()?, param(weight, 1.0)?, param(bias, 0.0)?],
+        ))
     }
 
     /// The batch mean and unbiased variance the forward pass took.

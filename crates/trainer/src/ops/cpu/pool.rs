@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::{autograd, data, unary_gradients, for_planes, Gradients, Traced};
+use super::{autograd, data, for_planes, unary_gradients, Gradients, Traced};
 use crate::ops::PoolGeometry;
 
 /// `F.max_pool2d` on the CPU (padding counts as minus infinity).
@@ -35,7 +35,9 @@ pub fn avg_pool2d(x: &Tensor, g: &PoolGeometry, count_include_pad: bool) -> Resu
 pub fn pool2d_traced(x: &Tensor, g: &PoolGeometry, average: Option<bool>) -> Result<Traced> {
     let op = Pool {
         geometry: *g,
-        kind: average.map_or(Kind::Max, |count_include_pad| Kind::Avg { count_include_pad }),
+        kind: average.map_or(Kind::Max, |count_include_pad| Kind::Avg {
+            count_include_pad,
+        }),
     };
     let x = x.contiguous()?;
     Ok(Traced {

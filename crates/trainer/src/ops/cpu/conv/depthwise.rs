@@ -58,11 +58,6 @@ impl Conv {
         })
     }
 
-    /// The taps of one input plane, computed once per call.
-    pub(super) fn plane_taps(&self, s: &Sizes) -> Vec<Tap> {
-        self.taps(s, 1).collect()
-    }
-
     /// One image's output planes `y[cout, oh*ow]`, starting from the bias.
     pub(super) fn depthwise_forward(
         &self,
