@@ -5,7 +5,15 @@
 //!
 //! * [`data`]: CIFAR-10/100 binary files, ImageFolder trees (directories or `.tar.gz` of JPEG/PNG),
 //!   IDX files (MNIST, Fashion-MNIST, gzipped or not); a validation split of the training set;
-//!   normalization, random crop with padding, horizontal flip; seeded batching.
+//!   normalization, random crop with padding, horizontal flip; seeded batching, produced on a
+//!   helper thread ahead of the step.
+//! * [`model`]: a [`model::Network`] built from a checked module, with PyTorch's initialisation;
+//!   its training step ([`model::Network::loss_and_gradients`]) runs on the network's own tape.
+//! * [`ops`]: every operation, behind [`ops::Kernels`]: our CPU kernels (im2col + gemm
+//!   convolutions, single-pass BatchNorm, pooling and rectifiers, with hand-derived backward
+//!   passes) or candle's composed ops (any device; the reference in the tests).
+//! * [`optim`], [`train`]: SGD/Nesterov/AdamW, schedules, and the one-epoch proxy protocol whose
+//!   failures are statuses.
 //!
 //! It builds on `arch-space` (the IR and its static checker) and knows nothing of `llm-local`.
 

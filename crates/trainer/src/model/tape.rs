@@ -201,23 +201,7 @@ impl Block {
                 args.extend(bias.clone().map(Arg::Param));
                 Ok(tape.native(traced, args))
             }
-            Block::BatchNorm {
-                weight,
-                bias,
-                mean,
-                var,
-                eps,
-                momentum,
-                track,
-            } => {
-                let (traced, batch_mean, batch_var) =
-                    cpu::batch_norm_train_traced(x, tensor(weight), tensor(bias), *eps)?;
-                if *track {
-                    update_running(mean, &batch_mean, *momentum)?;
-                    update_running(var, &batch_var, *momentum)?;
-                }
-                Ok(tape.native(traced, vec![Arg::Value(id), param(weight), param(bias)]))
-            }
+            Block::BatchNorm { .. } => self.batch_norm_traced(x, id, None, tape),
             Block::MaxPool(g) => {
                 Ok(tape.native(cpu::pool2d_traced(x, g, None)?, vec![Arg::Value(id)]))
             }
@@ -225,7 +209,7 @@ impl Block {
                 cpu::pool2d_traced(x, g, Some(*count_pad))?,
                 vec![Arg::Value(id)],
             )),
-            Block::Activation(a) => match Rectifier::of(a) {
+            Block::Activation(_) => match self.rectifier() {
                 Some(r) => Ok(tape.native(cpu::rectify_traced(x, r)?, vec![Arg::Value(id)])),
                 None => self.forward_autograd(x, id, mode, tape),
             },
@@ -235,9 +219,25 @@ impl Block {
             }
             Block::Identity => Ok((x.clone(), id)),
             Block::Zero => Ok((x.zeros_like()?, tape.value())),
-            Block::Sequential(items) => items.iter().try_fold((x.clone(), id), |(h, v), b| {
-                b.forward_traced(&h, v, mode, tape)
-            }),
+            Block::Sequential(items) => {
+                let (mut h, mut v) = (x.clone(), id);
+                let mut rest = &items[..];
+                while let Some((block, after)) = rest.split_first() {
+                    // BatchNorm then a rectifier: one pass each way.
+                    let fused = after.first().and_then(Block::rectifier);
+                    (h, v, rest) = match (block, fused) {
+                        (Block::BatchNorm { .. }, Some(r)) => {
+                            let (h, v) = block.batch_norm_traced(&h, v, Some(r), tape)?;
+                            (h, v, &after[1..])
+                        }
+                        _ => {
+                            let (h, v) = block.forward_traced(&h, v, mode, tape)?;
+                            (h, v, after)
+                        }
+                    };
+                }
+                Ok((h, v))
+            }
             Block::Parallel(j, branches) => {
                 let outs = branches
                     .iter()
@@ -266,6 +266,44 @@ impl Block {
             | Block::Dropout { .. }
             | Block::SqueezeExcitation { .. } => self.forward_autograd(x, id, mode, tape),
         }
+    }
+
+    /// The native rectifier of an activation block.
+    fn rectifier(&self) -> Option<Rectifier> {
+        match self {
+            Block::Activation(a) => Rectifier::of(a),
+            _ => None,
+        }
+    }
+
+    /// A BatchNorm block in training, optionally followed by rectifier `then` in the same op;
+    /// updates the running statistics.
+    fn batch_norm_traced(
+        &self,
+        x: &Tensor,
+        id: ValueId,
+        then: Option<Rectifier>,
+        tape: &mut Tape,
+    ) -> Result<(Tensor, ValueId)> {
+        let Block::BatchNorm {
+            weight,
+            bias,
+            mean,
+            var,
+            eps,
+            momentum,
+            track,
+        } = self
+        else {
+            candle_core::bail!("batch_norm_traced on another block")
+        };
+        let (traced, batch_mean, batch_var) =
+            cpu::batch_norm_train_traced(x, tensor(weight), tensor(bias), *eps, then)?;
+        if *track {
+            update_running(mean, &batch_mean, *momentum)?;
+            update_running(var, &batch_var, *momentum)?;
+        }
+        Ok(tape.native(traced, vec![Arg::Value(id), param(weight), param(bias)]))
     }
 
     /// A layer without a native kernel, under candle's autograd on a copy of its input.

@@ -12,6 +12,29 @@ use rayon::prelude::*;
 
 use super::{autograd, data, unary_gradients, Gradients, Traced};
 
+/// Expands `$body` once per rectifier kind, with `$r` bound to that kind, so each expansion
+/// inlines [`Rectifier::value`] and [`Rectifier::gradient`] into straight-line arithmetic (and
+/// the loops around them vectorize) instead of matching the kind per element.
+macro_rules! per_kind {
+    ($rectifier:expr, |$r:ident| $body:expr) => {
+        match $rectifier {
+            Rectifier::Relu => {
+                let $r = Rectifier::Relu;
+                $body
+            }
+            Rectifier::Relu6 => {
+                let $r = Rectifier::Relu6;
+                $body
+            }
+            Rectifier::LeakyRelu(slope) => {
+                let $r = Rectifier::LeakyRelu(slope);
+                $body
+            }
+        }
+    };
+}
+pub(super) use per_kind;
+
 /// A rectifier with a native kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rectifier {
@@ -36,22 +59,64 @@ impl Rectifier {
         }
     }
 
-    /// The rectified values.
-    fn forward(self, x: &[f32]) -> Vec<f32> {
+    /// The rectified value of `v`.
+    #[inline]
+    pub(super) fn value(self, v: f32) -> f32 {
         match self {
-            Rectifier::Relu => map(x, x, |v, _| if v < 0.0 { 0.0 } else { v }),
-            Rectifier::Relu6 => map(x, x, |v, _| v.clamp(0.0, 6.0)),
-            Rectifier::LeakyRelu(slope) => map(x, x, |v, _| if v < 0.0 { v * slope } else { v }),
+            Rectifier::Relu => {
+                if v < 0.0 {
+                    0.0
+                } else {
+                    v
+                }
+            }
+            Rectifier::Relu6 => v.clamp(0.0, 6.0),
+            Rectifier::LeakyRelu(slope) => {
+                if v < 0.0 {
+                    v * slope
+                } else {
+                    v
+                }
+            }
         }
     }
 
-    /// The input gradient: `dy` times the slope at `x`, the flat side at a kink.
-    fn backward(self, dy: &[f32], x: &[f32]) -> Vec<f32> {
+    /// `g` times the slope at `v`, the flat side at a kink.
+    #[inline]
+    pub(super) fn gradient(self, g: f32, v: f32) -> f32 {
         match self {
-            Rectifier::Relu => map(dy, x, |g, v| if v <= 0.0 { 0.0 } else { g }),
-            Rectifier::Relu6 => map(dy, x, |g, v| if v <= 0.0 || v >= 6.0 { 0.0 } else { g }),
-            Rectifier::LeakyRelu(slope) => map(dy, x, |g, v| if v > 0.0 { g } else { g * slope }),
+            Rectifier::Relu => {
+                if v <= 0.0 {
+                    0.0
+                } else {
+                    g
+                }
+            }
+            Rectifier::Relu6 => {
+                if v <= 0.0 || v >= 6.0 {
+                    0.0
+                } else {
+                    g
+                }
+            }
+            Rectifier::LeakyRelu(slope) => {
+                if v > 0.0 {
+                    g
+                } else {
+                    g * slope
+                }
+            }
         }
+    }
+
+    /// The rectified values.
+    fn forward(self, x: &[f32]) -> Vec<f32> {
+        per_kind!(self, |r| map(x, x, |v, _| r.value(v)))
+    }
+
+    /// The input gradient from the output gradient `dy` and the input `x`.
+    fn backward(self, dy: &[f32], x: &[f32]) -> Vec<f32> {
+        per_kind!(self, |r| map(dy, x, |g, v| r.gradient(g, v)))
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::{
+    activation::{per_kind, Rectifier},
     autograd, channel_planes, data, for_planes, per_channel, sum_f64, unpack, Gradients, Traced,
 };
 
@@ -30,15 +31,18 @@ pub fn batch_norm_train(
     Ok((y, mean, var))
 }
 
-/// [`batch_norm_train`] outside candle's graph; inputs `[x, weight, bias]` (ones and zeros
-/// where the layer has no affine parameters).
+/// [`batch_norm_train`] outside candle's graph, optionally followed by a rectifier in the same
+/// pass (the backward pass then recomputes the normalized value to find the kink); inputs
+/// `[x, weight, bias]` (ones and zeros where the layer has no affine parameters).
 pub fn batch_norm_train_traced(
     x: &Tensor,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     eps: f64,
+    then: Option<Rectifier>,
 ) -> Result<(Traced, Tensor, Tensor)> {
-    let (op, inputs) = BatchNormTrain::new(x, weight, bias, eps)?;
+    let (mut op, inputs) = BatchNormTrain::new(x, weight, bias, eps)?;
+    op.then = then;
     let output = inputs[0].apply_op3_no_bwd(&inputs[1], &inputs[2], &op)?;
     let (mean, var) = op.statistics(&inputs[0])?;
     let traced = Traced {
@@ -85,20 +89,23 @@ fn dims(x: &Layout, params: &[&Layout]) -> Result<(usize, usize)> {
     Ok((channels, h * w))
 }
 
-/// `y = (x - center[c]) * scale[c] + shift[c]` over the planes of NCHW data.
+/// `y = (x - center[c]) * scale[c] + shift[c]` over the planes of NCHW data, rectified by
+/// `then` if given.
 fn affine(
     x: &[f32],
     (channels, hw): (usize, usize),
-    center: &[f32],
-    scale: &[f32],
-    shift: &[f32],
+    (center, scale, shift): (&[f32], &[f32], &[f32]),
+    then: Option<Rectifier>,
 ) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
     for_planes(&mut y, hw, |p, out| {
         let c = p % channels;
         let (m, s, b) = (center[c], scale[c], shift[c]);
-        for (o, &v) in out.iter_mut().zip(&x[p * hw..][..hw]) {
-            *o = (v - m) * s + b;
+        let planes = out.iter_mut().zip(&x[p * hw..][..hw]);
+        match then {
+            None => planes.for_each(|(o, &v)| *o = (v - m) * s + b),
+            Some(r) => per_kind!(r, |r| planes
+                .for_each(|(o, &v)| *o = r.value((v - m) * s + b))),
         }
     });
     y
@@ -112,6 +119,8 @@ struct Stats {
     unbiased: Vec<f32>,
     /// `weight * invstd`.
     scale: Vec<f32>,
+    /// The bias (zeros without affine parameters).
+    shift: Vec<f32>,
 }
 
 /// The training op on `(x, weight, bias)`; it keeps the batch statistics it computes.
@@ -119,6 +128,8 @@ struct Stats {
 struct BatchNormTrain {
     eps: f64,
     stats: Arc<OnceLock<Stats>>,
+    /// A rectifier applied to the output in the same pass.
+    then: Option<Rectifier>,
 }
 
 impl BatchNormTrain {
@@ -137,6 +148,7 @@ impl BatchNormTrain {
         let op = BatchNormTrain {
             eps,
             stats: Arc::new(OnceLock::new()),
+            then: None,
         };
         Ok((
             op,
@@ -172,6 +184,7 @@ impl Gradients for BatchNormTrain {
             scale: stats.scale.clone(),
             invstd: Some(stats.invstd.clone()),
             need: std::array::from_fn(|i| need.get(i) == Some(&true)),
+            then: self.then.map(|r| (r, stats.shift.clone())),
         }
         .run(grad, inputs)
     }
@@ -220,8 +233,9 @@ impl CustomOp3 for BatchNormTrain {
                 .zip(w)
                 .map(|(&i, &w)| (i * f64::from(w)) as f32)
                 .collect(),
+            shift: b.to_vec(),
         };
-        let y = affine(x, (channels, hw), &stats.mean, &stats.scale, b);
+        let y = affine(x, (channels, hw), (&stats.mean, &stats.scale, b), self.then);
         if self.stats.set(stats).is_err() {
             candle_core::bail!("batch_norm_train: the op ran twice")
         }
@@ -264,9 +278,8 @@ impl CustomOp3 for ChannelAffine {
         let y = affine(
             data(x, xl)?,
             (channels, hw),
-            &zeros,
-            data(scale, sl)?,
-            data(shift, hl)?,
+            (&zeros, data(scale, sl)?, data(shift, hl)?),
+            None,
         );
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -300,6 +313,7 @@ impl Gradients for ChannelAffine {
             scale,
             invstd: None,
             need: std::array::from_fn(|i| need.get(i) == Some(&true)),
+            then: None,
         }
         .run(grad, inputs)
     }
@@ -317,6 +331,9 @@ struct AffineBackward {
     invstd: Option<Vec<f32>>,
     /// Which of `(x, first, second)` need a gradient.
     need: [bool; 3],
+    /// A rectifier the forward pass applied to its output, with the shift, so that its kink
+    /// can be found again from `x`.
+    then: Option<(Rectifier, Vec<f32>)>,
 }
 
 impl AffineBackward {
@@ -338,7 +355,25 @@ impl AffineBackward {
     }
 
     /// The packed gradients from the output gradient `dy` and the input `x`.
-    fn compute(&self, dy: &[f32], x: &[f32], (channels, hw): (usize, usize)) -> Vec<f32> {
+    fn compute(&self, dy: &[f32], x: &[f32], dims: (usize, usize)) -> Vec<f32> {
+        match &self.then {
+            None => self.compute_with(dy, x, dims, |_, g, _| g),
+            Some((r, shift)) => per_kind!(*r, |r| self.compute_with(dy, x, dims, |c, g, v| {
+                // The rectifier's input, recomputed exactly as the forward pass did.
+                r.gradient(g, (v - self.center[c]) * self.scale[c] + shift[c])
+            })),
+        }
+    }
+
+    /// [`AffineBackward::compute`] with `through(c, dy, x)`, the gradient that reaches the
+    /// affine map in channel `c` (through the rectifier, if any).
+    fn compute_with(
+        &self,
+        dy: &[f32],
+        x: &[f32],
+        (channels, hw): (usize, usize),
+        through: impl Fn(usize, f32, f32) -> f32 + Sync,
+    ) -> Vec<f32> {
         let [input, first, second] = self.need;
         let m = (x.len() / channels.max(1)) as f64;
         // Per channel: Σ dy and Σ dy * (x - center).
@@ -348,11 +383,9 @@ impl AffineBackward {
                 let planes =
                     channel_planes(dy, channels, hw, c).zip(channel_planes(x, channels, hw, c));
                 planes.fold((0.0, 0.0), |(s1, s2), (g, v)| {
-                    let centered = |g: f32, v: f32| f64::from(g) * (f64::from(v) - center);
-                    (
-                        s1 + sum_f64(g, g, |g, _| g.into()),
-                        s2 + sum_f64(g, v, centered),
-                    )
+                    let reaching = |g: f32, v: f32| f64::from(through(c, g, v));
+                    let centered = |g: f32, v: f32| reaching(g, v) * (f64::from(v) - center);
+                    (s1 + sum_f64(g, v, reaching), s2 + sum_f64(g, v, centered))
                 })
             })
         } else {
@@ -363,7 +396,7 @@ impl AffineBackward {
         let mut packed = vec![0.0f32; total];
         let (dx, params) = packed.split_at_mut(len(input, x.len()));
         if input {
-            self.input_gradient(dy, x, (channels, hw), &sums, m, dx);
+            self.input_gradient((dy, x, &through), (channels, hw), &sums, m, dx);
         }
         let (d1, d2) = params.split_at_mut(len(first, channels));
         let invstd = |c: usize| self.invstd.as_ref().map_or(1.0, |i| f64::from(i[c]));
@@ -379,8 +412,7 @@ impl AffineBackward {
     /// `dx = a dy + b (x - center) + k` per channel; in evaluation just `scale * dy`.
     fn input_gradient(
         &self,
-        dy: &[f32],
-        x: &[f32],
+        (dy, x, through): (&[f32], &[f32], &(impl Fn(usize, f32, f32) -> f32 + Sync)),
         (channels, hw): (usize, usize),
         sums: &[(f64, f64)],
         m: f64,
@@ -407,7 +439,7 @@ impl AffineBackward {
             let ([a, b, k], center) = (coefficients[c], self.center[c]);
             let planes = dy[p * hw..][..hw].iter().zip(&x[p * hw..][..hw]);
             for (o, (&g, &v)) in out.iter_mut().zip(planes) {
-                *o = a * g + b * (v - center) + k;
+                *o = a * through(c, g, v) + b * (v - center) + k;
             }
         });
     }
