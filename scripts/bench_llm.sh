@@ -23,7 +23,7 @@ cargo build --release --example llm_bench >&2
 echo "| model | prompt tokens | ours prefill tok/s | llama.cpp prefill tok/s | ours decode tok/s | llama.cpp decode tok/s | llama.cpp / ours (decode) | ours peak MB | llama.cpp peak MB |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for m in "${models[@]}"; do
-    ours=$(./target/release/examples/llm_bench --model "$m")
+    ours=$("${CARGO_TARGET_DIR:-target}"/release/examples/llm_bench --model "$m")
     ref=$("$py" scripts/llamacpp_bench.py "$m")
     python3 - "$(basename "$m")" "$ours" "$ref" <<'PY'
 import json, sys
