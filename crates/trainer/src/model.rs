@@ -356,7 +356,7 @@ impl Block {
                     }
                     Ok(y)
                 } else {
-                    k.batch_norm_eval(x, mean.as_tensor(), var.as_tensor(), w, b, *eps)
+                    k.batch_norm_eval(x, &tensor(mean, track), &tensor(var, track), w, b, *eps)
                 }
             }
             Block::Linear { weight, bias } => {

@@ -131,3 +131,29 @@ fn the_tape_matches_autograd_on_the_shipped_architectures() {
         check(&std::fs::read_to_string(path).unwrap(), &input);
     }
 }
+
+#[test]
+fn an_evaluation_forward_keeps_no_graph() {
+    // A graph behind the output would keep every activation of the batch alive until the end
+    // of the forward pass (BatchNorm's running statistics are variables).
+    let input = InputSpec {
+        channels: 3,
+        height: 16,
+        width: 16,
+        classes: 5,
+    };
+    let module = parse(NETWORKS[0]).unwrap().module;
+    let (network, _) = Network::build(&module, &input, 0, &Device::Cpu).unwrap();
+    let x = random(&mut ChaCha8Rng::seed_from_u64(1), &[2, 3, 16, 16]);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let y = network
+        .forward(
+            &x,
+            &mut Mode {
+                train: false,
+                rng: &mut rng,
+            },
+        )
+        .unwrap();
+    assert!(!y.track_op(), "the evaluation output tracks a graph");
+}
