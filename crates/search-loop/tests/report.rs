@@ -74,6 +74,7 @@ fn trained(
         seconds: 12.5,
         images_per_second: Some(400.0),
         steps: 40,
+        data_wait_seconds: 0.0,
         peak_rss_bytes: 0,
     };
     EvaluationRecord {
