@@ -10,7 +10,7 @@ use arch_space::lang::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{autograd, data, unary_gradients, Gradients, Traced};
+use super::{bwd_through_gradients, data, expect_gradient, unary_gradients, Gradients, Traced};
 
 /// Expands `$body` once per rectifier kind, with `$r` bound to that kind, so each expansion
 /// inlines [`Rectifier::value`] and [`Rectifier::gradient`] into straight-line arithmetic (and
@@ -165,10 +165,7 @@ impl CustomOp1 for Rectifier {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let [dx] = autograd(self, [x], grad)?;
-        Ok(dx)
-    }
+    bwd_through_gradients!(1);
 }
 
 /// The input gradient of a [`Rectifier`], on `(dy, x)`.
@@ -187,13 +184,7 @@ impl CustomOp2 for RectifierBackward {
         x: &CpuStorage,
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        if dyl.shape() != xl.shape() {
-            candle_core::bail!(
-                "rectifier backward: gradient {:?} for input {:?}",
-                dyl.shape(),
-                xl.shape()
-            )
-        }
+        expect_gradient(self.name(), dyl, xl.shape())?;
         let dx = self.0.backward(data(dy, dyl)?, data(x, xl)?);
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }

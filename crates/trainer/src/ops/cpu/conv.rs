@@ -14,7 +14,10 @@ use rayon::prelude::*;
 
 mod depthwise;
 
-use super::{autograd, data, gemm, over_ranges, sum_in_order, unpack, Gradients, Operand, Traced};
+use super::{
+    bwd_through_gradients, data, expect_gradient, gemm, over_ranges, sum_in_order, unpack,
+    Gradients, Operand, Traced,
+};
 use crate::ops::ConvGeometry;
 
 /// `F.conv2d` on the CPU: weight `[out, in/groups, kh, kw]`, optional bias `[out]`.
@@ -335,16 +338,7 @@ impl CustomOp2 for Conv {
         self.fwd((x, xl), (w, wl), None)
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw] = autograd(self, [x, w], grad)?;
-        Ok((dx, dw))
-    }
+    bwd_through_gradients!(2);
 }
 
 impl CustomOp3 for Conv {
@@ -364,17 +358,7 @@ impl CustomOp3 for Conv {
         self.fwd((x, xl), (w, wl), Some((b, bl)))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = autograd(self, [x, w, b], grad)?;
-        Ok((dx, dw, db))
-    }
+    bwd_through_gradients!(3);
 }
 
 /// The gradients of a convolution, packed `[input?, weight?, bias?]` in one buffer.
@@ -468,13 +452,11 @@ impl CustomOp3 for ConvBackward {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let s = Sizes::of(&self.conv, xl, wl)?;
-        if dyl.shape().dims() != [s.batch, s.cout, s.oh, s.ow] {
-            candle_core::bail!(
-                "conv2d backward: gradient {:?} for output {:?}",
-                dyl.shape(),
-                (s.batch, s.cout, s.oh, s.ow)
-            );
-        }
+        expect_gradient(
+            self.name(),
+            dyl,
+            &Shape::from((s.batch, s.cout, s.oh, s.ow)),
+        )?;
         let packed = self.compute(&s, data(dy, dyl)?, data(x, xl)?, data(w, wl)?);
         let len = packed.len();
         Ok((CpuStorage::F32(packed), Shape::from(len)))

@@ -21,7 +21,7 @@
 //!   maximum of each window, found again in the backward pass (`pool.rs`).
 //! * [`rectify`]: ReLU, ReLU6 and LeakyReLU (`activation.rs`).
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Tensor};
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 mod activation;
@@ -98,6 +98,50 @@ fn unary_gradients(
     Ok(vec![Some(
         grad.contiguous()?.apply_op2_no_bwd(x, backward)?,
     )])
+}
+
+/// A candle custom op's `bwd` with `1`, `2` or `3` inputs, through the op's [`Gradients`].
+macro_rules! bwd_through_gradients {
+    (1) => {
+        fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+            let [dx] = super::autograd(self, [x], grad)?;
+            Ok(dx)
+        }
+    };
+    (2) => {
+        fn bwd(
+            &self,
+            a: &Tensor,
+            b: &Tensor,
+            _: &Tensor,
+            grad: &Tensor,
+        ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+            let [da, db] = super::autograd(self, [a, b], grad)?;
+            Ok((da, db))
+        }
+    };
+    (3) => {
+        fn bwd(
+            &self,
+            a: &Tensor,
+            b: &Tensor,
+            c: &Tensor,
+            _: &Tensor,
+            grad: &Tensor,
+        ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+            let [da, db, dc] = super::autograd(self, [a, b, c], grad)?;
+            Ok((da, db, dc))
+        }
+    };
+}
+use bwd_through_gradients;
+
+/// Fails unless a backward op's output gradient has the shape its forward op produced.
+fn expect_gradient(op: &str, grad: &Layout, output: &Shape) -> Result<()> {
+    if grad.shape() != output {
+        candle_core::bail!("{op}: gradient {:?} for output {output:?}", grad.shape())
+    }
+    Ok(())
 }
 
 /// The gradients of `inputs` as candle's autograd wants them: computed where the input is

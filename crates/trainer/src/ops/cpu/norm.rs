@@ -14,7 +14,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 
 use super::{
     activation::{per_kind, Rectifier},
-    autograd, channel_planes, data, for_planes, per_channel, sum_f64, unpack, Gradients, Traced,
+    bwd_through_gradients, channel_planes, data, expect_gradient, for_planes, per_channel, sum_f64,
+    unpack, Gradients, Traced,
 };
 
 /// Batch normalization with batch statistics (training) on the CPU; returns the output and the
@@ -242,17 +243,7 @@ impl CustomOp3 for BatchNormTrain {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = autograd(self, [x, w, b], grad)?;
-        Ok((dx, dw, db))
-    }
+    bwd_through_gradients!(3);
 }
 
 /// The evaluation op on `(x, scale, shift)`: `y = x * scale[c] + shift[c]`.
@@ -284,17 +275,7 @@ impl CustomOp3 for ChannelAffine {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        scale: &Tensor,
-        shift: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, ds, dh] = autograd(self, [x, scale, shift], grad)?;
-        Ok((dx, ds, dh))
-    }
+    bwd_through_gradients!(3);
 }
 
 impl Gradients for ChannelAffine {
@@ -458,11 +439,12 @@ impl CustomOp2 for AffineBackward {
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dims = dims(xl, &[])?;
-        if dyl.shape() != xl.shape() || self.scale.len() != dims.0 {
+        expect_gradient(self.name(), dyl, xl.shape())?;
+        if self.scale.len() != dims.0 {
             candle_core::bail!(
-                "batch norm backward: gradient {:?} for input {:?}",
-                dyl.shape(),
-                xl.shape()
+                "batch norm backward: {} scales for {} channels",
+                self.scale.len(),
+                dims.0
             )
         }
         let packed = self.compute(data(dy, dyl)?, data(x, xl)?, dims);

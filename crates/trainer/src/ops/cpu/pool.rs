@@ -10,7 +10,9 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::{autograd, data, for_planes, unary_gradients, Gradients, Traced};
+use super::{
+    bwd_through_gradients, data, expect_gradient, for_planes, unary_gradients, Gradients, Traced,
+};
 use crate::ops::PoolGeometry;
 
 /// `F.max_pool2d` on the CPU (padding counts as minus infinity).
@@ -267,10 +269,7 @@ impl CustomOp1 for Pool {
         Ok((CpuStorage::F32(y), win.out_shape(xl.shape())?))
     }
 
-    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let [dx] = autograd(self, [x], grad)?;
-        Ok(dx)
-    }
+    bwd_through_gradients!(1);
 }
 
 /// The input gradient of a [`Pool`], on `(dy, x)`.
@@ -291,12 +290,7 @@ impl CustomOp2 for PoolBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let win = Windows::of(&self.0.geometry, xl.shape())?;
         let out = win.out_shape(xl.shape())?;
-        if dyl.shape() != &out {
-            candle_core::bail!(
-                "pool backward: gradient {:?} for output {out:?}",
-                dyl.shape()
-            )
-        }
+        expect_gradient(self.name(), dyl, &out)?;
         let dx = self.0.backward(&win, data(dy, dyl)?, data(x, xl)?);
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
