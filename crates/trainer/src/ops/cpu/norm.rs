@@ -1,9 +1,9 @@
 //! Batch normalization as a per-channel affine map `y = (x - center[c]) * scale[c] + shift[c]`.
 //!
 //! In training, the forward op first takes each channel's mean and biased variance over the
-//! batch (in parallel over channels, two passes, f64 sums), then writes the output in one pass
-//! over the (image, channel) planes; it keeps the statistics, which the backward pass reuses
-//! and the caller reads for the running statistics. In evaluation the scale and shift come from
+//! batch (in parallel over channels, two passes, sums in f32 blocks added in f64), then writes
+//! the output in one pass over the (image, channel) planes; it keeps the statistics, which the
+//! backward pass reuses and the caller reads for the running statistics. In evaluation the scale and shift come from
 //! the running statistics through candle's ops on the small `[C]` tensors, so autograd reaches
 //! every parameter that is tracked, and the op itself is the one pass. One backward op serves
 //! both: per channel `Σ dy` and `Σ dy * (x - center)`, then the input gradient in one pass.
@@ -211,10 +211,11 @@ impl CustomOp3 for BatchNormTrain {
         let moments = per_channel(channels, |c| {
             let planes = || channel_planes(x, channels, hw, c);
             let mean = planes()
-                .map(|p| sum_f64(p, p, |v, _| v.into()))
+                .map(|p| sum_f64(p, p, |v, _| v))
                 .sum::<f64>()
                 / m;
-            let squares = |p: &[f32]| sum_f64(p, p, |v, _| (f64::from(v) - mean).powi(2));
+            let center = mean as f32;
+            let squares = |p: &[f32]| sum_f64(p, p, |v, _| (v - center) * (v - center));
             (mean, planes().map(squares).sum::<f64>() / m)
         });
         let invstd: Vec<f64> = moments
@@ -360,12 +361,12 @@ impl AffineBackward {
         // Per channel: Σ dy and Σ dy * (x - center).
         let sums: Vec<(f64, f64)> = if self.invstd.is_some() || first || second {
             per_channel(channels, |c| {
-                let center = f64::from(self.center[c]);
+                let center = self.center[c];
                 let planes =
                     channel_planes(dy, channels, hw, c).zip(channel_planes(x, channels, hw, c));
                 planes.fold((0.0, 0.0), |(s1, s2), (g, v)| {
-                    let reaching = |g: f32, v: f32| f64::from(through(c, g, v));
-                    let centered = |g: f32, v: f32| reaching(g, v) * (f64::from(v) - center);
+                    let reaching = |g: f32, v: f32| through(c, g, v);
+                    let centered = |g: f32, v: f32| reaching(g, v) * (v - center);
                     (s1 + sum_f64(g, v, reaching), s2 + sum_f64(g, v, centered))
                 })
             })
