@@ -210,10 +210,7 @@ impl CustomOp3 for BatchNormTrain {
         let m = (x.len() / channels.max(1)) as f64;
         let moments = per_channel(channels, |c| {
             let planes = || channel_planes(x, channels, hw, c);
-            let mean = planes()
-                .map(|p| sum_f64(p, p, |v, _| v))
-                .sum::<f64>()
-                / m;
+            let mean = planes().map(|p| sum_f64(p, p, |v, _| v)).sum::<f64>() / m;
             let center = mean as f32;
             let squares = |p: &[f32]| sum_f64(p, p, |v, _| (v - center) * (v - center));
             (mean, planes().map(squares).sum::<f64>() / m)

@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+mod halving;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::{
@@ -199,8 +201,12 @@ impl Pool {
     fn forward(&self, win: &Windows, x: &[f32]) -> Vec<f32> {
         let (hw, out) = (win.h * win.w, win.rows.len() * win.cols.len());
         let mut y = vec![0.0f32; win.planes * out];
+        let halves = self.halves(win.h, win.w);
         for_planes(&mut y, out, |p, y| {
             let plane = &x[p * hw..][..hw];
+            if halves {
+                return self.halve(plane, win.w, y);
+            }
             for (y, window) in y.iter_mut().zip(win.each()) {
                 *y = match self.kind {
                     Kind::Max => window
@@ -219,8 +225,12 @@ impl Pool {
     fn backward(&self, win: &Windows, dy: &[f32], x: &[f32]) -> Vec<f32> {
         let (hw, out) = (win.h * win.w, win.rows.len() * win.cols.len());
         let mut dx = vec![0.0f32; win.planes * hw];
+        let halves = self.halves(win.h, win.w);
         for_planes(&mut dx, hw, |p, dx| {
             let plane = &x[p * hw..][..hw];
+            if halves {
+                return self.halve_backward(&dy[p * out..][..out], plane, win.w, dx);
+            }
             for (&g, window) in dy[p * out..][..out].iter().zip(win.each()) {
                 match self.kind {
                     Kind::Max => {
