@@ -21,7 +21,7 @@ impl Pool {
         g.kernel == [2, 2]
             && g.stride == [2, 2]
             && g.padding == [0, 0]
-            && (!g.ceil_mode || (h % 2 == 0 && w % 2 == 0))
+            && (!g.ceil_mode || (h.is_multiple_of(2) && w.is_multiple_of(2)))
     }
 
     /// The windows of one output row `oy` of an input plane `x[h, w]`, in order, each as its
