@@ -67,16 +67,11 @@ struct Args {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Kernels: native (our CPU kernels) or candle (candle's ops only, for comparison).
-    #[arg(long, value_parser = parse_kernels, default_value = "native")]
+    #[arg(long, default_value = "native")]
     kernels: Kernels,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-fn parse_kernels(name: &str) -> Result<Kernels, String> {
-    serde_json::from_value(serde_json::Value::String(name.into()))
-        .map_err(|_| format!("unknown kernels `{name}` (use native or candle)"))
 }
 
 /// Exit codes: 0 trained, 2 the architecture failed (the report says how), 1 anything else.

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use nas_rs::arch_space::lang::{parse, InputSpec};
 use nas_rs::trainer::model::{Mode, Network};
 use nas_rs::trainer::ops::{self, Kernels};
@@ -26,14 +26,6 @@ use nas_rs::trainer::train::peak_rss_bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum KernelSet {
-    /// Our CPU kernels.
-    Native,
-    /// candle's tensor ops and autograd only ("stock candle").
-    Candle,
-}
-
 #[derive(Debug, Parser)]
 #[command(about = "Time a training step of one architecture")]
 struct Args {
@@ -41,8 +33,8 @@ struct Args {
     #[arg(long)]
     arch: PathBuf,
     /// Which kernels run the network.
-    #[arg(long, value_enum, default_value = "native")]
-    kernels: KernelSet,
+    #[arg(long, default_value = "native")]
+    kernels: Kernels,
     /// Images per step.
     #[arg(long, default_value_t = 128)]
     batch: usize,
@@ -84,10 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         classes: 10,
     };
     let device = candle_core::Device::Cpu;
-    let kernels = match args.kernels {
-        KernelSet::Native => Kernels::Native,
-        KernelSet::Candle => Kernels::Candle,
-    };
+    let kernels = args.kernels;
     let (network, analysis) = Network::build(&program.module, &input, 0, &device)?;
     let network = network.with_kernels(kernels);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -143,7 +132,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         serde_json::json!({
-            "impl": format!("{kernels:?}").to_lowercase(),
+            "impl": kernels.to_string(),
             "arch": args.arch.display().to_string(),
             "params": analysis.params,
             "flops": analysis.flops,

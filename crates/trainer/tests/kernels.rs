@@ -482,3 +482,12 @@ fn rectifier_gradients_at_the_kinks_follow_pytorch() {
         assert_eq!(dx, slopes, "{a:?}");
     }
 }
+
+#[test]
+fn kernel_sets_are_named_as_on_command_lines() {
+    for k in [Kernels::Native, Kernels::Candle] {
+        assert_eq!(k.to_string().parse::<Kernels>(), Ok(k));
+    }
+    let err = "gpu".parse::<Kernels>().unwrap_err();
+    assert!(err.contains("native or candle"), "{err}");
+}

@@ -57,6 +57,28 @@ pub enum Kernels {
     Candle,
 }
 
+impl std::str::FromStr for Kernels {
+    type Err = String;
+
+    /// `native` or `candle`, as on command lines.
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "native" => Ok(Kernels::Native),
+            "candle" => Ok(Kernels::Candle),
+            other => Err(format!("unknown kernels `{other}` (use native or candle)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kernels::Native => "native",
+            Kernels::Candle => "candle",
+        })
+    }
+}
+
 impl Kernels {
     /// Whether the native kernels run on `x` (CPU, f32).
     pub fn native_for(self, x: &Tensor) -> bool {
