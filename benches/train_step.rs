@@ -1,6 +1,7 @@
 //! Training-step benchmarks on the CPU: our kernels (`native`) against candle's ops alone
-//! (`candle`), per operation at the shapes of the baseline CNN and per whole step for the
-//! networks of `examples/archs` (batch 128, the process's rayon threads).
+//! (`candle`), per operation at the shapes of the baseline CNN (under candle's autograd) and per
+//! whole training step (`Network::loss_and_gradients`) for the networks of `examples/archs`
+//! (batch 128, the process's rayon threads).
 //!
 //! Run with `cargo bench --bench train_step` (add `-- --quick` for a fast pass, a filter such as
 //! `-- op/` or `-- step/` for one group). PyTorch's numbers come from `scripts/bench_step.sh`,
@@ -132,12 +133,11 @@ fn steps(c: &mut Criterion) {
                         train: true,
                         rng: &mut rng,
                     };
-                    let loss = network
-                        .forward(&x, &mut mode)
-                        .and_then(|logits| ops::cross_entropy(&logits, &y))
-                        .and_then(|loss| loss.backward())
+                    // The trainer's own step: the tape with native kernels, autograd with candle's.
+                    let step = network
+                        .loss_and_gradients(&x, &y, &mut mode)
                         .expect("a training step");
-                    black_box(loss);
+                    black_box(step);
                 })
             });
         }

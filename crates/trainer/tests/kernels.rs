@@ -8,23 +8,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainer::ops::{ConvGeometry, Kernels, PoolGeometry};
 
-fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-}
+mod common;
+use common::random;
 
+/// Native against candle: within 1e-4 of the reference's largest magnitude (at least 1).
 fn assert_close(what: &str, ours: &Tensor, reference: &Tensor) {
-    assert_eq!(ours.dims(), reference.dims(), "{what}: shape");
-    let a = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-4 * scale,
-            "{what}[{i}]: native {x}, candle {y} (scale {scale})"
-        );
-    }
+    common::assert_close(what, ours, reference, (1e-4, 1.0));
 }
 
 /// Runs `op` on both kernel sets with the same inputs (variables where `vars[i]`), weights the

@@ -5,7 +5,7 @@
 
 use arch_space::lang::{parse, InputSpec};
 use candle_core::{Device, Tensor};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use trainer::model::{Mode, Network};
 use trainer::ops;
@@ -24,23 +24,12 @@ const NETWORKS: &[&str] = &[
      AdaptiveAvgPool2d((2, 2)), Flatten(), Linear(32, 5))",
 ];
 
-fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
-}
+mod common;
+use common::random;
 
-fn close(what: &str, a: &Tensor, b: &Tensor) {
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(a.len(), b.len(), "{what}");
-    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!(
-            (x - y).abs() <= 2e-4 * scale,
-            "{what}[{i}]: tape {x}, autograd {y}"
-        );
-    }
+/// Tape against autograd: within 2e-4 of the reference's largest magnitude (at least 1e-3).
+fn close(what: &str, tape: &Tensor, autograd: &Tensor) {
+    common::assert_close(what, tape, autograd, (2e-4, 1e-3));
 }
 
 fn check(text: &str, input: &InputSpec) {

@@ -15,7 +15,7 @@
 
 use candle_core::{backprop::GradStore, Result, Shape, Tensor, Var};
 
-use super::{join, update_running, Block, Mode};
+use super::{join, optional, update_running, Block, Mode};
 use crate::ops::cpu::{self, Rectifier, Traced};
 use crate::ops::Kernels;
 use arch_space::lang::Join;
@@ -173,10 +173,6 @@ fn add_param(params: &mut GradStore, var: &Var, g: Tensor) -> Result<()> {
     Ok(())
 }
 
-fn tensor(var: &Option<Var>) -> Option<&Tensor> {
-    var.as_ref().map(Var::as_tensor)
-}
-
 fn param(var: &Option<Var>) -> Arg {
     var.clone().map_or(Arg::Constant, Arg::Param)
 }
@@ -196,7 +192,9 @@ impl Block {
                 bias,
                 geometry,
             } => {
-                let traced = cpu::conv2d_traced(x, weight.as_tensor(), tensor(bias), geometry)?;
+                let bias_tensor = optional(bias, true);
+                let traced =
+                    cpu::conv2d_traced(x, weight.as_tensor(), bias_tensor.as_ref(), geometry)?;
                 let mut args = vec![Arg::Value(id), Arg::Param(weight.clone())];
                 args.extend(bias.clone().map(Arg::Param));
                 Ok(tape.native(traced, args))
@@ -297,8 +295,9 @@ impl Block {
         else {
             candle_core::bail!("batch_norm_traced on another block")
         };
+        let (w, b) = (optional(weight, true), optional(bias, true));
         let (traced, batch_mean, batch_var) =
-            cpu::batch_norm_train_traced(x, tensor(weight), tensor(bias), *eps, then)?;
+            cpu::batch_norm_train_traced(x, w.as_ref(), b.as_ref(), *eps, then)?;
         if *track {
             update_running(mean, &batch_mean, *momentum)?;
             update_running(var, &batch_var, *momentum)?;
@@ -332,13 +331,13 @@ impl Block {
         Ok((y, tape.push(backward)))
     }
 
-    /// The trainable parameters of a leaf layer.
+    /// The trainable parameters of a layer that runs under local autograd on the tape
+    /// (convolution and BatchNorm always run natively there).
     fn leaf_params(&self) -> Vec<Var> {
         match self {
-            Block::Conv { weight, bias, .. } | Block::Linear { weight, bias } => {
+            Block::Linear { weight, bias } => {
                 std::iter::once(weight).chain(bias).cloned().collect()
             }
-            Block::BatchNorm { weight, bias, .. } => weight.iter().chain(bias).cloned().collect(),
             Block::SqueezeExcitation { reduce, expand } => {
                 vec![
                     reduce.0.clone(),
@@ -355,14 +354,11 @@ impl Block {
 /// A join of traced branches: a sum (or the one branch) or a concatenation along channels.
 fn join_traced(
     j: Join,
-    outs: Vec<(Tensor, ValueId)>,
+    mut outs: Vec<(Tensor, ValueId)>,
     tape: &mut Tape,
 ) -> Result<(Tensor, ValueId)> {
     if outs.len() == 1 {
-        return outs
-            .into_iter()
-            .next()
-            .ok_or_else(|| candle_core::Error::Msg("a join with no inputs".into()));
+        return Ok(outs.remove(0));
     }
     let ids: Vec<ValueId> = outs.iter().map(|(_, v)| *v).collect();
     let backward = match j {

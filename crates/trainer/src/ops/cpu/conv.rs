@@ -122,6 +122,11 @@ impl Sizes {
         })
     }
 
+    /// The output's shape `[batch, out, oh, ow]`.
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.batch, self.cout, self.oh, self.ow))
+    }
+
     /// Pixels of an output plane.
     fn n(&self) -> usize {
         self.oh * self.ow
@@ -282,10 +287,7 @@ impl Conv {
             None => None,
         };
         let y = self.forward(&s, data(x, xl)?, data(w, wl)?, bias);
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((s.batch, s.cout, s.oh, s.ow)),
-        ))
+        Ok((CpuStorage::F32(y), s.out_shape()))
     }
 }
 
@@ -379,7 +381,7 @@ impl ConvBackward {
         let image = s.cin * s.h * s.w;
         let pointwise = conv.pointwise(s);
         let depthwise = conv.depthwise(s);
-        let taps: Vec<Tap> = conv.taps(s, s.cin / g).collect();
+        let taps: Vec<Tap> = conv.taps(s, cg).collect();
         let dx_len = if self.input { s.batch * image } else { 0 };
         let dw_len = if self.weight { s.cout * k } else { 0 };
         let db_len = if self.bias { s.cout } else { 0 };
@@ -431,8 +433,8 @@ impl ConvBackward {
         });
         let (dws, dbs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
         let (dw, db) = params.split_at_mut(dw_len);
-        dw.copy_from_slice(&sum_in_order(dws, dw_len));
-        db.copy_from_slice(&sum_in_order(dbs, db_len));
+        sum_in_order(dws, dw);
+        sum_in_order(dbs, db);
         packed
     }
 }
@@ -452,11 +454,7 @@ impl CustomOp3 for ConvBackward {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let s = Sizes::of(&self.conv, xl, wl)?;
-        expect_gradient(
-            self.name(),
-            dyl,
-            &Shape::from((s.batch, s.cout, s.oh, s.ow)),
-        )?;
+        expect_gradient(self.name(), dyl, &s.out_shape())?;
         let packed = self.compute(&s, data(dy, dyl)?, data(x, xl)?, data(w, wl)?);
         let len = packed.len();
         Ok((CpuStorage::F32(packed), Shape::from(len)))

@@ -329,13 +329,11 @@ fn over_ranges<T: Send>(
         .collect()
 }
 
-/// Adds `parts` elementwise in order into one vector of `len`.
-fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
-    let mut total = vec![0.0f32; len];
+/// Adds `parts` elementwise in order into `total` (zeroed by the caller).
+fn sum_in_order(parts: Vec<Vec<f32>>, total: &mut [f32]) {
     for part in parts {
         for (t, p) in total.iter_mut().zip(part) {
             *t += p;
         }
     }
-    total
 }

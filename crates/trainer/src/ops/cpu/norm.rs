@@ -120,8 +120,6 @@ struct Stats {
     unbiased: Vec<f32>,
     /// `weight * invstd`.
     scale: Vec<f32>,
-    /// The bias (zeros without affine parameters).
-    shift: Vec<f32>,
 }
 
 /// The training op on `(x, weight, bias)`; it keeps the batch statistics it computes.
@@ -180,12 +178,18 @@ impl Gradients for BatchNormTrain {
         let Some(stats) = self.stats.get() else {
             candle_core::bail!("batch_norm_train: backward before forward")
         };
+        let then = match (self.then, inputs.get(2)) {
+            // The rectifier's kink is found again from the bias, the op's third input.
+            (Some(r), Some(bias)) => Some((r, bias.to_vec1::<f32>()?)),
+            (Some(_), None) => candle_core::bail!("batch norm backward: {} inputs", inputs.len()),
+            (None, _) => None,
+        };
         AffineBackward {
             center: stats.mean.clone(),
             scale: stats.scale.clone(),
             invstd: Some(stats.invstd.clone()),
             need: std::array::from_fn(|i| need.get(i) == Some(&true)),
-            then: self.then.map(|r| (r, stats.shift.clone())),
+            then,
         }
         .run(grad, inputs)
     }
@@ -232,7 +236,6 @@ impl CustomOp3 for BatchNormTrain {
                 .zip(w)
                 .map(|(&i, &w)| (i * f64::from(w)) as f32)
                 .collect(),
-            shift: b.to_vec(),
         };
         let y = affine(x, (channels, hw), (&stats.mean, &stats.scale, b), self.then);
         if self.stats.set(stats).is_err() {
