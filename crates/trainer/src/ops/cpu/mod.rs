@@ -4,7 +4,9 @@
 //! (`apply_op*_no_bwd`) that computes every gradient its inputs need in one pass and returns
 //! them packed in one buffer; the gradients are views into it. An input that is data (neither a
 //! variable nor the result of a tracked op) gets no gradient, so the first convolution never
-//! computes the gradient of the images.
+//! computes the gradient of the images. Each op's backward pass is its [`Gradients`]
+//! implementation, which candle's `bwd` calls and which the `*_traced` forms (ops applied outside
+//! candle's graph, for the network's own tape) hand back in a [`Traced`].
 //!
 //! Work runs on rayon and is deterministic. Reductions across the batch (the convolution's
 //! weight gradient) run in a fixed partition of the batch (one contiguous range per thread),
