@@ -37,13 +37,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nas_rs::arch_space::lang::Budget;
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
-use nas_rs::search_loop::closed_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::search_loop::closed_loop::{
     run_closed_loop, worker_beside_executable, Evaluator, LoopConfig, ProcessEvaluator, Progress,
     Roles, Summary, TrainerEvaluator, WorkerOptions,
 };
 use nas_rs::search_loop::report::write_report;
 use nas_rs::search_loop::run::{ModelProvenance, Provenance, RunDir};
+use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 

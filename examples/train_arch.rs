@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use nas_rs::search_loop::closed_loop::worker::DataSpec;
+use nas_rs::search_loop::worker::DataSpec;
 use nas_rs::trainer::ops::Kernels;
 use nas_rs::trainer::train::{train_text, Report, Splits, TrainConfig};
 

@@ -22,11 +22,11 @@ use clap::Parser;
 use nas_rs::arch_space::lang::parse;
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
-use nas_rs::search_loop::closed_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::search_loop::closed_loop::{
     generator_messages, Evaluator, LoopConfig, TrainerEvaluator,
 };
 use nas_rs::search_loop::run::OutcomeStatus;
+use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 use serde_json::json;
 

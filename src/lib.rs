@@ -36,6 +36,8 @@
 
 use std::process::ExitCode;
 
+pub mod cli;
+
 pub use arch_space;
 pub use llm_local;
 pub use ncode;

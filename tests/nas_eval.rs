@@ -10,13 +10,11 @@ mod common;
 
 use common::{nas, text, TempDir};
 use nas_rs::arch_space::lang::{parse, Module};
-use nas_rs::search_loop::closed_loop::worker::{
-    run_task, DataSpec, EvalSetup, EvalTask, TaskResult,
-};
 use nas_rs::search_loop::closed_loop::{
     Evaluator, ProcessEvaluator, TrainerEvaluator, WorkerOptions,
 };
 use nas_rs::search_loop::run::OutcomeStatus;
+use nas_rs::search_loop::worker::{run_task, DataSpec, EvalSetup, EvalTask, TaskResult};
 use nas_rs::trainer::train::{Status, TrainConfig};
 
 const NAS: &str = env!("CARGO_BIN_EXE_nas");

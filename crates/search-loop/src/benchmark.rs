@@ -13,12 +13,12 @@ use std::str::FromStr;
 use arch_space::tabular::TabularBenchmark;
 use ncode::NCode;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{History, SearchContext, SearchError, Searcher, Strategy};
 
 /// An upper bound on a metric of the table, e.g. `lat_ms_pixel3<=10`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Constraint {
     /// Metric name (a column of the table, or an analytic count such as `c10_params`).
     pub metric: String,
@@ -88,7 +88,7 @@ impl FromStr for Signal {
 }
 
 /// What to search on, what to report, under which constraints, and when to look.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
     /// Metric the searchers see as their score.
     pub signal: String,
@@ -138,14 +138,14 @@ pub struct TabularRun {
 }
 
 /// Metric indices of a protocol, resolved against a table.
-struct Resolved {
+pub(crate) struct Resolved {
     signal: usize,
     report: usize,
     constraints: Vec<(usize, f64)>,
 }
 
 impl Resolved {
-    fn new(table: &TabularBenchmark, protocol: &Protocol) -> Result<Self, SearchError> {
+    pub(crate) fn new(table: &TabularBenchmark, protocol: &Protocol) -> Result<Self, SearchError> {
         Ok(Resolved {
             signal: table.metric(&protocol.signal)?,
             report: table.metric(&protocol.report)?,
@@ -157,7 +157,7 @@ impl Resolved {
         })
     }
 
-    fn admissible(&self, table: &TabularBenchmark, code: &NCode) -> bool {
+    pub(crate) fn admissible(&self, table: &TabularBenchmark, code: &NCode) -> bool {
         self.constraints
             .iter()
             .all(|&(m, max)| table.peek(code, m).is_some_and(|v| v <= max))
@@ -202,20 +202,41 @@ pub fn run_on_table_observed(
         history.push(ranker::Observation { code, score });
         observe(&history);
     }
-    let reported = protocol
-        .checkpoints
-        .iter()
-        .map(|&b| {
-            history
-                .best_within(b)
-                .and_then(|o| table.peek(&o.code, resolved.report))
-        })
-        .collect();
-    Ok(TabularRun {
+    let evaluations = table.evaluations() - evaluations_before;
+    Ok(TabularRun::new(
+        table,
+        protocol,
+        &resolved,
         history,
-        reported,
-        evaluations: table.evaluations() - evaluations_before,
-    })
+        evaluations,
+    ))
+}
+
+impl TabularRun {
+    /// The run of a finished history: the report metric of the chosen architecture at each
+    /// checkpoint.
+    pub(crate) fn new(
+        table: &TabularBenchmark,
+        protocol: &Protocol,
+        resolved: &Resolved,
+        history: History,
+        evaluations: usize,
+    ) -> Self {
+        let reported = protocol
+            .checkpoints
+            .iter()
+            .map(|&b| {
+                history
+                    .best_within(b)
+                    .and_then(|o| table.peek(&o.code, resolved.report))
+            })
+            .collect();
+        TabularRun {
+            history,
+            reported,
+            evaluations,
+        }
+    }
 }
 
 /// Mean and sample standard deviation (n - 1) of a set of runs.
@@ -275,13 +296,6 @@ pub fn compare(
     seeds: &[u64],
     task: &str,
 ) -> Result<Comparison, SearchError> {
-    let resolved = Resolved::new(table, protocol)?;
-    let (best_code, optimum) = table
-        .best(resolved.report, |c| resolved.admissible(table, c))
-        .ok_or_else(|| SearchError::Exhausted {
-            searcher: "optimum".into(),
-            tried: 0,
-        })?;
     let jobs: Vec<(&Strategy, u64)> = strategies
         .iter()
         .flat_map(|s| seeds.iter().map(move |&seed| (s, seed)))
@@ -309,33 +323,59 @@ pub fn compare(
         .zip(table_only)
         .map(|(job, done)| done.map_or_else(|| run(job), Ok))
         .collect::<Result<_, _>>()?;
-    let results = strategies
-        .iter()
-        .enumerate()
-        .map(|(s, strategy)| {
-            let mine = &runs[s * seeds.len()..(s + 1) * seeds.len()];
-            let per_budget = protocol
-                .checkpoints
-                .iter()
-                .enumerate()
-                .filter_map(|(k, &budget)| {
-                    let values: Vec<f64> = mine.iter().filter_map(|r| r.reported[k]).collect();
-                    Summary::of(&values, optimum).map(|s| (budget, s))
-                })
-                .collect();
-            (strategy.to_string(), per_budget)
-        })
-        .collect();
-    Ok(Comparison {
-        protocol: protocol.clone(),
-        seeds: seeds.to_vec(),
-        optimum,
-        optimum_code: table.space().format(&best_code),
-        results,
-    })
+    Comparison::of_runs(table, protocol, strategies, seeds, &runs)
 }
 
 impl Comparison {
+    /// The comparison of finished runs, given strategy by strategy and within each seed by seed
+    /// (as [`compare`] runs them).
+    pub fn of_runs(
+        table: &TabularBenchmark,
+        protocol: &Protocol,
+        strategies: &[Strategy],
+        seeds: &[u64],
+        runs: &[TabularRun],
+    ) -> Result<Comparison, SearchError> {
+        if runs.len() != strategies.len() * seeds.len() {
+            return Err(SearchError::Invalid {
+                what: "list of runs",
+                text: format!("{} runs", runs.len()),
+                expected: "one run per strategy and seed",
+            });
+        }
+        let resolved = Resolved::new(table, protocol)?;
+        let (best_code, optimum) = table
+            .best(resolved.report, |c| resolved.admissible(table, c))
+            .ok_or_else(|| SearchError::Exhausted {
+                searcher: "optimum".into(),
+                tried: 0,
+            })?;
+        let results = strategies
+            .iter()
+            .enumerate()
+            .map(|(s, strategy)| {
+                let mine = &runs[s * seeds.len()..(s + 1) * seeds.len()];
+                let per_budget = protocol
+                    .checkpoints
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, &budget)| {
+                        let values: Vec<f64> = mine.iter().filter_map(|r| r.reported[k]).collect();
+                        Summary::of(&values, optimum).map(|s| (budget, s))
+                    })
+                    .collect();
+                (strategy.to_string(), per_budget)
+            })
+            .collect();
+        Ok(Comparison {
+            protocol: protocol.clone(),
+            seeds: seeds.to_vec(),
+            optimum,
+            optimum_code: table.space().format(&best_code),
+            results,
+        })
+    }
+
     /// `{"strategy": {"budget": {"mean", "std", "regret"}}}`, plus the protocol under
     /// `signal`, `report`, `constraints`, `seeds` and `optimum`.
     pub fn to_json(&self) -> serde_json::Value {

@@ -1,16 +1,19 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ncode::NCode;
 use ranker::Observation;
 use serde::{Deserialize, Serialize};
 
-/// The evaluations of one search, in order, with a fast "seen" test on canonical codes.
+/// The evaluations of one search, in order, with a fast "seen" test on canonical codes, and the
+/// codes still being evaluated (in flight), which count as seen so nobody proposes them twice.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(from = "Vec<Observation>", into = "Vec<Observation>")]
 pub struct History {
     observations: Vec<Observation>,
     /// Latest score of every evaluated code.
     scores: HashMap<NCode, Option<f64>>,
+    /// Codes proposed and not yet evaluated (not serialized).
+    in_flight: HashSet<NCode>,
 }
 
 impl From<Vec<Observation>> for History {
@@ -22,6 +25,7 @@ impl From<Vec<Observation>> for History {
         History {
             observations,
             scores,
+            in_flight: HashSet::new(),
         }
     }
 }
@@ -38,8 +42,9 @@ impl History {
         Self::default()
     }
 
-    /// Appends an evaluation.
+    /// Appends an evaluation (and ends its code's time in flight).
     pub fn push(&mut self, observation: Observation) {
+        self.in_flight.remove(&observation.code);
         self.scores
             .insert(observation.code.clone(), observation.score);
         self.observations.push(observation);
@@ -60,9 +65,19 @@ impl History {
         self.observations.is_empty()
     }
 
-    /// Whether this (canonical) code was evaluated.
+    /// Whether this (canonical) code was evaluated or is being evaluated.
     pub fn contains(&self, code: &NCode) -> bool {
-        self.scores.contains_key(code)
+        self.scores.contains_key(code) || self.in_flight.contains(code)
+    }
+
+    /// Marks a proposed code as being evaluated, until its evaluation is pushed.
+    pub fn begin(&mut self, code: NCode) {
+        self.in_flight.insert(code);
+    }
+
+    /// Codes being evaluated.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// The best scored evaluation among the first `n` (the earliest wins ties; NaN scores are

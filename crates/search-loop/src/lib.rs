@@ -34,12 +34,15 @@
 pub mod benchmark;
 pub mod closed_loop;
 mod error;
+pub mod executor;
 mod history;
+pub mod parallel;
 pub mod report;
 pub mod run;
 mod searcher;
 pub mod strategies;
 mod strategy;
+pub mod worker;
 
 pub use error::SearchError;
 pub use history::History;

@@ -77,4 +77,28 @@ pub trait Searcher {
     /// The next architecture to evaluate.
     fn propose(&mut self, ctx: &SearchContext<'_>, history: &History)
         -> Result<NCode, SearchError>;
+
+    /// Up to `n` distinct architectures to evaluate at once (for free slots of an executor),
+    /// each marked in flight in `history` ([`History::begin`]); fewer when the space runs dry,
+    /// an error only when not even one is left. By default, `n` proposals in a row; one call with
+    /// `n = 1` is exactly one [`Searcher::propose`].
+    fn propose_batch(
+        &mut self,
+        ctx: &SearchContext<'_>,
+        history: &mut History,
+        n: usize,
+    ) -> Result<Vec<NCode>, SearchError> {
+        let mut batch = Vec::with_capacity(n);
+        while batch.len() < n {
+            match self.propose(ctx, history) {
+                Ok(code) => {
+                    history.begin(code.clone());
+                    batch.push(code);
+                }
+                Err(SearchError::Exhausted { .. }) if !batch.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(batch)
+    }
 }

@@ -5,8 +5,8 @@ use candle_core::Device;
 use trainer::data::ImageSet;
 use trainer::train::{input_spec, train_module, train_text, Report, Splits, TrainConfig};
 
-use super::worker::{EvalSetup, TaskError};
 use crate::run::Outcome;
+use crate::worker::{EvalSetup, TaskError};
 
 /// Trains (or otherwise scores) architectures for the closed loop.
 pub trait Evaluator {

@@ -18,14 +18,13 @@
 //! divergence, out-of-memory predictions, timeouts and backend errors are typed outcomes.
 //!
 //! Candidates train in the loop's process ([`TrainerEvaluator`]) or each in a `nas eval` worker
-//! process with hard time and memory limits ([`ProcessEvaluator`], tasks as files: [`worker`]).
+//! process with hard time and memory limits ([`ProcessEvaluator`], jobs as files: [`crate::worker`]).
 
 mod call;
 mod evaluate;
 mod memory;
 mod process;
 mod prompts;
-pub mod worker;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -37,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 pub use evaluate::{Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
+pub(crate) use process::{out_of_memory, read_end, tail};
 pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
 pub use prompts::{
     generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use arch_space::lang::{to_text, InputSpec, Module};
 use trainer::train::Report;
 
-use super::worker::{result_path, EvalSetup, EvalTask, TaskResult, TASKS};
 use super::Evaluator;
 use crate::run::{Outcome, OutcomeStatus};
+use crate::worker::{result_path, EvalSetup, EvalTask, TaskResult, TASKS};
 
 /// How often a running worker is polled for its end.
 const POLL: Duration = Duration::from_millis(20);
@@ -232,7 +232,7 @@ fn wait(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<(ExitSt
 }
 
 /// The last [`STDERR_READ`] bytes of a file (empty when it cannot be read).
-fn read_end(path: &Path) -> String {
+pub(crate) fn read_end(path: &Path) -> String {
     let mut bytes = Vec::new();
     let read = File::open(path).and_then(|mut file| {
         let length = file.metadata()?.len();
@@ -247,7 +247,7 @@ fn read_end(path: &Path) -> String {
 
 /// The last lines of a worker's standard error, backtraces and notes left out, at most
 /// [`STDERR_QUOTED`] characters, on one line; `no output` when there are none.
-fn tail(stderr: &str) -> String {
+pub(crate) fn tail(stderr: &str) -> String {
     let mut in_backtrace = false;
     let lines: Vec<&str> = stderr
         .lines()
@@ -276,7 +276,7 @@ fn tail(stderr: &str) -> String {
 /// failed allocation (Rust's `memory allocation of N bytes failed`, `ENOMEM`'s text, C++'s
 /// `bad_alloc`, allocator and CUDA messages), or, under an address-space limit, it aborted (Rust
 /// aborts when an allocation fails) or could not map a thread's stack (`EAGAIN`).
-fn out_of_memory(stderr: &str, signal: Option<i32>, limited: bool) -> bool {
+pub(crate) fn out_of_memory(stderr: &str, signal: Option<i32>, limited: bool) -> bool {
     let text = stderr.to_ascii_lowercase();
     let allocation = [
         "memory allocation of",

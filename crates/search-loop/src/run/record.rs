@@ -29,6 +29,10 @@ pub enum OutcomeStatus {
     Duplicate,
     /// The evaluation's worker process failed without a result (an error exit or a crash).
     Crash,
+    /// The evaluation's job was cancelled (e.g. by `scancel`) before it finished.
+    Cancelled,
+    /// The evaluation's job vanished (node failure) more often than it may be resubmitted.
+    Lost,
 }
 
 impl OutcomeStatus {
@@ -46,6 +50,8 @@ impl OutcomeStatus {
             OutcomeStatus::Data => "data",
             OutcomeStatus::Duplicate => "duplicate",
             OutcomeStatus::Crash => "crash",
+            OutcomeStatus::Cancelled => "cancelled",
+            OutcomeStatus::Lost => "lost",
         }
     }
 }

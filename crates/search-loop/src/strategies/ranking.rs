@@ -75,22 +75,70 @@ impl<R: Ranker> Searcher for RankingSearch<R> {
             let name = self.name();
             return ctx.sample_open(history, &mut self.rng, &name);
         }
-        let pool = self.draw_pool(ctx, history)?;
+        let mut pool = self.draw_pool(ctx, history)?;
+        self.pick(ctx, history, &mut pool)
+    }
+
+    /// After the warm-up, one pool per round and as many picks from it as slots are free: the
+    /// ranker chooses, the choice leaves the pool, the ranker chooses again.
+    fn propose_batch(
+        &mut self,
+        ctx: &SearchContext<'_>,
+        history: &mut History,
+        n: usize,
+    ) -> Result<Vec<NCode>, SearchError> {
+        let mut batch = Vec::with_capacity(n);
+        // Warm-up proposals do not finish while the batch is drawn: count them.
+        while batch.len() < n && history.len() + batch.len() < self.warmup {
+            match self.propose(ctx, history) {
+                Ok(code) => {
+                    history.begin(code.clone());
+                    batch.push(code);
+                }
+                Err(SearchError::Exhausted { .. }) if !batch.is_empty() => return Ok(batch),
+                Err(e) => return Err(e),
+            }
+        }
+        if batch.len() == n {
+            return Ok(batch);
+        }
+        let mut pool = match self.draw_pool(ctx, history) {
+            Ok(pool) => pool,
+            Err(SearchError::Exhausted { .. }) if !batch.is_empty() => return Ok(batch),
+            Err(e) => return Err(e),
+        };
+        while batch.len() < n && !pool.is_empty() {
+            let code = self.pick(ctx, history, &mut pool)?;
+            history.begin(code.clone());
+            batch.push(code);
+        }
+        Ok(batch)
+    }
+}
+
+impl<R: Ranker> RankingSearch<R> {
+    /// The ranker's choice from `pool`, taken out of it.
+    fn pick(
+        &mut self,
+        ctx: &SearchContext<'_>,
+        history: &History,
+        pool: &mut Vec<NCode>,
+    ) -> Result<NCode, SearchError> {
         let request = RankingRequest {
             space: ctx.space,
             task: ctx.task,
             history: history.observations(),
-            candidates: &pool,
+            candidates: pool,
         };
         let choice = self.ranker.choose(&request)?;
-        let shown = pool.len();
-        pool.into_iter().nth(choice).ok_or_else(|| {
-            ranker::RankerError::Backend(format!(
+        if choice >= pool.len() {
+            return Err(ranker::RankerError::Backend(format!(
                 "ranker `{}` chose candidate {choice} of a pool of {}",
                 self.ranker.name(),
-                shown
+                pool.len()
             ))
-            .into()
-        })
+            .into());
+        }
+        Ok(pool.remove(choice))
     }
 }

@@ -4,6 +4,7 @@
 //! nas report runs/2026-11-24T05-40-00     # writes report.md and plots/*.svg, prints the path
 //! nas summary runs/2026-11-24T05-40-00    # finished, valid, failures, best, stop reason (JSON)
 //! nas eval --run-dir runs/2026-11-24T05-40-00 --task 000003 [--memory-limit BYTES]
+//! nas search --strategy rea --budget 100 --parallel 4 --executor slurm --run-dir /shared/runs/rea0
 //! nas grammar                             # the architecture language as a Lark grammar
 //! nas grammar --generation --input 3x32x32 --classes 10   # the Code Generator's grammar
 //! ```
@@ -11,9 +12,16 @@
 //! `nas grammar` prints the grammars constrained decoding uses (llguidance's Lark dialect), for
 //! servers that take them (vLLM's `guided_grammar`, llguidance-enabled llama.cpp).
 //!
-//! `nas eval` is the evaluation worker: it trains the task `tasks/<ID>.json` of the run
-//! directory and writes `tasks/<ID>.result.json` (see `search_loop::closed_loop::worker`). The
-//! closed loop's process evaluator and Slurm jobs run it.
+//! `nas eval` is the evaluation worker: it runs the job `tasks/<ID>.json` of the run directory
+//! (a training or a table lookup) and writes `tasks/<ID>.result.json` (see
+//! `search_loop::worker`). The closed loop's process evaluator and Slurm jobs run it; under
+//! Slurm it uses `SLURM_CPUS_PER_TASK` threads.
+//!
+//! `nas search` runs one search on a tabular benchmark (NAS-Bench-201) with `--parallel N`
+//! evaluations in flight, locally or as Slurm jobs, recorded in a resumable run directory
+//! (`--resume DIR`; see `docs/SCALE_OUT.md`).
+
+mod search;
 
 use std::error::Error;
 use std::io::IsTerminal;
@@ -22,9 +30,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use nas_rs::arch_space::lang::{generation_grammar, language_grammar, InputSpec};
-use nas_rs::search_loop::closed_loop::worker::{limit_address_space, work};
 use nas_rs::search_loop::report::{summarize, write_report};
 use nas_rs::search_loop::run::RunDir;
+use nas_rs::search_loop::worker::{limit_address_space, work};
+use search::{search, SearchArgs};
 use tracing_subscriber::EnvFilter;
 
 /// nas-rs, LLM-driven neural architecture search, on the command line.
@@ -61,6 +70,9 @@ enum Command {
         #[arg(long)]
         memory_limit: Option<u64>,
     },
+    /// Search a tabular benchmark with N evaluations in flight, locally or on Slurm, in a
+    /// resumable run directory; prints the result as JSON.
+    Search(SearchArgs),
     /// Print the architecture language's grammar in llguidance's Lark dialect: the whole
     /// language, or with `--generation` the grammar the closed loop's Code Generator answers in.
     Grammar {
@@ -94,6 +106,25 @@ fn input_spec(shape: &str, classes: usize) -> Result<InputSpec, String> {
     }
 }
 
+/// Under Slurm, nothing may confine a task to its CPUs (clusters without cgroups): use as many
+/// threads as `SLURM_CPUS_PER_TASK` grants.
+fn limit_threads_to_slurm_allocation() -> Result<(), Box<dyn Error>> {
+    let Some(cpus) = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    else {
+        return Ok(());
+    };
+    // Candle's matrix products read the variable; our kernels use the global pool. The process
+    // has no other thread yet.
+    std::env::set_var("RAYON_NUM_THREADS", cpus.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cpus.max(1))
+        .build_global()?;
+    tracing::info!("{cpus} threads (SLURM_CPUS_PER_TASK)");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     nas_rs::exit_code(run(Cli::parse()))
 }
@@ -121,8 +152,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Command::Eval { run_dir, task, .. } => {
+            limit_threads_to_slurm_allocation()?;
             println!("{}", work(&run_dir, &task)?.display());
         }
+        Command::Search(args) => search(args)?,
         Command::Grammar {
             generation,
             input,

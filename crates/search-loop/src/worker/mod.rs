@@ -1,15 +1,17 @@
-//! Evaluation tasks: one candidate's evaluation written to a file of the run directory, so that
-//! it can run in a separate process with hard time and memory limits.
+//! Jobs as files: one evaluation written to a file of the run directory, so that it can run in
+//! a separate process with hard time and memory limits, or on another machine.
 //!
 //! ```text
-//! runs/2026-11-24T05-40-00/tasks/000003.json          the task: architecture, data, training, device
+//! runs/2026-11-24T05-40-00/tasks/000003.json          the job: {"kind": "train", ...} or "table"
 //! runs/2026-11-24T05-40-00/tasks/000003.result.json   its result, written atomically by the worker
 //! ```
 //!
-//! The worker is `nas eval --run-dir DIR --task ID [--memory-limit BYTES]`, which calls
-//! [`limit_address_space`] and [`work`]; the [`ProcessEvaluator`](super::ProcessEvaluator)
-//! spawns it for the closed loop, and Slurm jobs run the same command. [`run_task`] is the
-//! in-process core: it loads the data as the in-process [`TrainerEvaluator`] does (the same
+//! A [`Job`] is a training ([`EvalTask`]: architecture, data, recipe, device) or a table lookup
+//! ([`TableJob`]). The worker is `nas eval --run-dir DIR --task ID [--memory-limit BYTES]`,
+//! which calls [`limit_address_space`] and [`work`]; the closed loop's
+//! [`ProcessEvaluator`](crate::closed_loop::ProcessEvaluator) spawns it, and Slurm jobs
+//! ([`crate::executor::SlurmExecutor`]) run the same command. [`run_task`] is the in-process
+//! core of a training: it loads the data as the in-process [`TrainerEvaluator`] does (the same
 //! code) and trains.
 
 use std::path::{Path, PathBuf};
@@ -22,9 +24,13 @@ use trainer::data::{load, DatasetKind, ImageSet};
 use trainer::train::{Report, TrainConfig};
 use trainer::TrainError;
 
-use super::TrainerEvaluator;
+use crate::closed_loop::TrainerEvaluator;
 use crate::run::write_json;
 use crate::SearchError;
+
+mod table;
+
+pub use table::{TableJob, TableResult};
 
 /// The directory of task files inside a run directory.
 pub const TASKS: &str = "tasks";
@@ -80,7 +86,27 @@ pub struct EvalTask {
     pub setup: EvalSetup,
 }
 
-/// What a worker writes (`tasks/<id>.result.json`).
+/// One evaluation as a file (`tasks/<id>.json`), tagged by its `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// Train an architecture.
+    Train(EvalTask),
+    /// Look an architecture up in a table.
+    Table(TableJob),
+}
+
+/// What a worker writes (`tasks/<id>.result.json`), tagged like its [`Job`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobResult {
+    /// A training's result.
+    Train(TaskResult),
+    /// A table lookup's result.
+    Table(TableResult),
+}
+
+/// What a worker writes for a training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {
     /// The trainer's report (failures such as parse errors or divergence included).
@@ -109,6 +135,9 @@ pub enum TaskError {
     /// A file could not be written.
     #[error(transparent)]
     Write(#[from] SearchError),
+    /// A table could not be loaded or read.
+    #[error(transparent)]
+    Table(arch_space::ArchSpaceError),
     /// The address-space limit could not be set.
     #[error("cannot limit the address space to {bytes} bytes: {source}")]
     Limit {
@@ -119,9 +148,9 @@ pub enum TaskError {
     },
 }
 
-impl EvalTask {
-    /// Writes the task to `tasks/<id>.json` of `run_dir` (atomically) and removes a result
-    /// left from an earlier task of the same id; returns the task file's path.
+impl Job {
+    /// Writes the job to `tasks/<id>.json` of `run_dir` (atomically) and removes a result
+    /// left from an earlier job of the same id; returns the job file's path.
     pub fn write(&self, run_dir: &Path, id: &str) -> Result<PathBuf, TaskError> {
         let path = task_path(run_dir, id)?;
         let result = result_path(run_dir, id)?;
@@ -137,14 +166,62 @@ impl EvalTask {
 
     /// Reads `tasks/<id>.json` of `run_dir`.
     pub fn read(run_dir: &Path, id: &str) -> Result<Self, TaskError> {
-        read_file(&task_path(run_dir, id)?, "an evaluation task")
+        read_file(&task_path(run_dir, id)?, "a job")
+    }
+
+    /// The architecture's code, for jobs that carry one (table lookups).
+    pub fn code(&self) -> Option<&ncode::NCode> {
+        match self {
+            Job::Train(_) => None,
+            Job::Table(job) => Some(&job.code),
+        }
+    }
+
+    /// Runs the job in this process. Training failures are statuses in the report; an error
+    /// means the job could not run (data, device or table unusable).
+    pub fn run(&self) -> Result<JobResult, TaskError> {
+        Ok(match self {
+            Job::Train(task) => JobResult::Train(run_task(task)?),
+            Job::Table(job) => JobResult::Table(job.run()?),
+        })
+    }
+}
+
+impl EvalTask {
+    /// Writes the training to `tasks/<id>.json` of `run_dir` as a [`Job::Train`].
+    pub fn write(&self, run_dir: &Path, id: &str) -> Result<PathBuf, TaskError> {
+        Job::Train(self.clone()).write(run_dir, id)
+    }
+
+    /// Reads `tasks/<id>.json` of `run_dir`, which must hold a training.
+    pub fn read(run_dir: &Path, id: &str) -> Result<Self, TaskError> {
+        match Job::read(run_dir, id)? {
+            Job::Train(task) => Ok(task),
+            Job::Table(_) => Err(file_error(
+                &task_path(run_dir, id)?,
+                "a table lookup, not a training",
+            )),
+        }
+    }
+}
+
+impl JobResult {
+    /// Reads `tasks/<id>.result.json` of `run_dir`.
+    pub fn read(run_dir: &Path, id: &str) -> Result<Self, TaskError> {
+        read_file(&result_path(run_dir, id)?, "a job result")
     }
 }
 
 impl TaskResult {
-    /// Reads `tasks/<id>.result.json` of `run_dir`.
+    /// Reads `tasks/<id>.result.json` of `run_dir`, which must hold a training's result.
     pub fn read(run_dir: &Path, id: &str) -> Result<Self, TaskError> {
-        read_file(&result_path(run_dir, id)?, "a task result")
+        match JobResult::read(run_dir, id)? {
+            JobResult::Train(result) => Ok(result),
+            JobResult::Table(_) => Err(file_error(
+                &result_path(run_dir, id)?,
+                "a table lookup's result, not a training's",
+            )),
+        }
     }
 }
 
@@ -162,6 +239,29 @@ pub fn result_path(run_dir: &Path, id: &str) -> Result<PathBuf, TaskError> {
         .join(format!("{}.result.json", checked_id(id)?)))
 }
 
+/// The numeric ids of the job files in `run_dir/tasks/` (`000003.json`), ascending.
+pub fn task_ids(run_dir: &Path) -> Result<Vec<usize>, SearchError> {
+    let dir = run_dir.join(TASKS);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SearchError::Run {
+                path: dir,
+                reason: e.to_string(),
+            })
+        }
+    };
+    let mut ids: Vec<usize> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.strip_suffix(".json")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// Runs a task in this process: loads and splits the data, parses and trains the architecture.
 /// Training failures are statuses in the report; an error means the task could not run (data
 /// or device unusable).
@@ -175,10 +275,10 @@ pub fn run_task(task: &EvalTask) -> Result<TaskResult, TaskError> {
     })
 }
 
-/// The worker's job: reads task `id` of `run_dir`, runs it, writes its result atomically and
+/// The worker's job: reads job `id` of `run_dir`, runs it, writes its result atomically and
 /// returns the result file's path.
 pub fn work(run_dir: &Path, id: &str) -> Result<PathBuf, TaskError> {
-    let result = run_task(&EvalTask::read(run_dir, id)?)?;
+    let result = Job::read(run_dir, id)?.run()?;
     let path = result_path(run_dir, id)?;
     write_json(&path, &result)?;
     Ok(path)

@@ -1,0 +1,86 @@
+//! Executors: where evaluations run.
+//!
+//! A search hands each evaluation to an [`Executor`] as a [`Job`] whose file
+//! (`tasks/<id>.json`) it has written into the run directory, and collects [`Finished`] jobs as
+//! they end, so that several evaluations are in flight at once
+//! ([`crate::parallel::run_search`]). Two executors ship:
+//!
+//! * [`LocalExecutor`]: up to N jobs at once on this machine, each on its own thread, running a
+//!   function of the job (the job itself by default, or a lookup in a table already in memory).
+//! * [`SlurmExecutor`]: each round's new jobs become one `sbatch --array` job running the worker
+//!   `nas eval --run-dir DIR --task ID` on the cluster; results come back through the shared run
+//!   directory, job states from `squeue`/`scontrol` (never `sacct`), and a restarted driver adopts
+//!   the jobs an earlier one submitted.
+//!
+//! A job that cannot finish (an error exit, a cancellation, a time limit, lost memory, a lost
+//! node) ends as a [`Failure`] with a typed [`OutcomeStatus`], which the search records.
+
+mod local;
+pub mod slurm;
+
+use std::time::Duration;
+
+pub use local::{LocalExecutor, RunJob};
+pub use slurm::{SlurmConfig, SlurmExecutor};
+
+use crate::run::OutcomeStatus;
+use crate::worker::{Job, JobResult};
+use crate::SearchError;
+
+/// Why a job ended without a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The failure's kind (`crash`, `timeout`, `oom`, `cancelled`, `lost`).
+    pub status: OutcomeStatus,
+    /// What happened, e.g. Slurm's state and reason and the end of the worker's log.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `status` with `message`.
+    pub fn new(status: OutcomeStatus, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// A job that ended: its result, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The job's id (the name of its file in `tasks/`).
+    pub id: String,
+    /// The worker's result, or the failure.
+    pub result: Result<JobResult, Failure>,
+}
+
+/// Runs evaluation jobs, several at once.
+///
+/// The caller writes `tasks/<id>.json` of the run directory before it submits `id`, and never
+/// has more than [`Executor::slots`] jobs in flight.
+pub trait Executor {
+    /// A short name for logs: `local`, `slurm`.
+    fn name(&self) -> &'static str;
+
+    /// How many jobs may be in flight at once.
+    fn slots(&self) -> usize;
+
+    /// Starts job `id` (an executor may hold jobs back until the next [`Executor::wait`], to
+    /// start the jobs of one round together).
+    fn submit(&mut self, id: &str, job: &Job) -> Result<(), SearchError>;
+
+    /// Takes over job `id`, which an earlier driver of the same run started and did not see
+    /// finish. By default it runs again; a cluster executor finds the job still queued or
+    /// running instead of submitting it twice.
+    fn adopt(&mut self, id: &str, job: &Job) -> Result<(), SearchError> {
+        self.submit(id, job)
+    }
+
+    /// Waits until at least one job in flight ends or `timeout` has passed, and returns the jobs
+    /// that ended (none at the timeout, or when nothing is in flight).
+    fn wait(&mut self, timeout: Duration) -> Result<Vec<Finished>, SearchError>;
+
+    /// Cancels every job in flight (Ctrl-C); they will not be reported. Returns how many.
+    fn cancel(&mut self) -> Result<usize, SearchError>;
+}

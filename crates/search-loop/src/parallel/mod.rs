@@ -1,0 +1,210 @@
+//! Searches with several evaluations in flight, on any [`Executor`], recorded in a run
+//! directory so that a killed driver resumes without losing or repeating an evaluation.
+//!
+//! [`run_search`] keeps the executor's slots busy: whenever slots are free it asks the searcher
+//! for that many proposals ([`Searcher::propose_batch`]; codes in flight count as seen), writes
+//! each as a job file `tasks/<id>.json` and submits it; whenever jobs end it records them
+//! (`evaluations/<id>.json` and one `evaluation` line of `events.jsonl`, in the order they
+//! finished) and pushes them to the history. Random search, local search and REA thereby become
+//! asynchronous (REA's tournament reads the finished evaluations: asynchronous REA); with one
+//! slot the sequence of proposals is exactly the sequential search's for a seed.
+//!
+//! On a reopened run, the history is rebuilt from the log (in its order), jobs whose result
+//! file appeared meanwhile are recorded, and jobs still in flight are handed to
+//! [`Executor::adopt`] (Slurm finds them in its queue; the local executor runs them again).
+
+mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ncode::NCode;
+
+use crate::executor::{Executor, Failure, Finished};
+use crate::run::{unix_time, EvaluationRecord, Event, Outcome, OutcomeStatus, RunDir};
+use crate::worker::{task_ids, Job, JobResult, TASKS};
+use crate::{History, Observation, SearchContext, SearchError, Searcher};
+
+pub use table::{ExecutorKind, TableSearch};
+
+/// A job of the run that the user cancelled (Ctrl-C): never adopted on resume.
+const CANCELLED: &str = "cancelled";
+
+/// What [`run_search`] needs besides the searcher and the executor.
+pub struct ParallelSearch<'a> {
+    /// The space, the constraints and the task.
+    pub ctx: SearchContext<'a>,
+    /// Evaluations to finish (failures included).
+    pub budget: usize,
+    /// The job that evaluates a code.
+    pub job: &'a (dyn Fn(&NCode) -> Job + Sync),
+    /// The longest wait for finished jobs before `stop` is looked at again.
+    pub poll: Duration,
+    /// Set (e.g. by a Ctrl-C handler) to cancel the jobs in flight and return.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+/// Runs (or resumes) a search in `run` until `budget` evaluations finished, the space ran dry
+/// or `stop` was set; calls `observe` after each finished evaluation. Returns the history in the
+/// order the evaluations finished.
+pub fn run_search(
+    run: &mut RunDir,
+    search: &ParallelSearch<'_>,
+    searcher: &mut dyn Searcher,
+    executor: &mut dyn Executor,
+    observe: &mut dyn FnMut(&History),
+) -> Result<History, SearchError> {
+    let ctx = &search.ctx;
+    let mut history = replay(run, ctx)?;
+    run.log(&Event::RunStarted {
+        time: unix_time(),
+        finished_evaluations: history.len(),
+    })?;
+    let mut in_flight = BTreeMap::new();
+    let mut next_id = 0;
+    for id in task_ids(run.path())? {
+        next_id = next_id.max(id + 1);
+        if history_has(run, id)? || run.path().join(TASKS).join(cancel_mark(id)).exists() {
+            continue;
+        }
+        let name = task_name(id);
+        let job = Job::read(run.path(), &name).map_err(|e| task_error(run, e))?;
+        let Some(code) = job.code().cloned() else {
+            continue;
+        };
+        history.begin(code.clone());
+        in_flight.insert(name.clone(), (id, code));
+        executor.adopt(&name, &job)?;
+    }
+    let mut exhausted = false;
+    let reason = loop {
+        if search.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            executor.cancel()?;
+            for &(id, _) in in_flight.values() {
+                run.write_text(&format!("{TASKS}/{}", cancel_mark(id)), "")?;
+            }
+            break "interrupted";
+        }
+        let open = search
+            .budget
+            .saturating_sub(history.len() + in_flight.len());
+        let free = executor.slots().saturating_sub(in_flight.len()).min(open);
+        if free > 0 && !exhausted {
+            match searcher.propose_batch(ctx, &mut history, free) {
+                Ok(codes) => {
+                    for code in codes {
+                        let name = task_name(next_id);
+                        let job = (search.job)(&code);
+                        job.write(run.path(), &name)
+                            .map_err(|e| task_error(run, e))?;
+                        executor.submit(&name, &job)?;
+                        in_flight.insert(name, (next_id, code));
+                        next_id += 1;
+                    }
+                }
+                Err(SearchError::Exhausted { .. }) => exhausted = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if in_flight.is_empty() {
+            break if exhausted { "exhausted" } else { "budget" };
+        }
+        for finished in executor.wait(search.poll)? {
+            let Some((id, code)) = in_flight.remove(&finished.id) else {
+                continue;
+            };
+            let record = record(id, ctx.space.format(&code), finished);
+            run.save_evaluation(&record)?;
+            history.push(Observation {
+                code,
+                score: record.outcome.score(),
+            });
+            observe(&history);
+        }
+    };
+    run.log(&Event::RunFinished {
+        time: unix_time(),
+        reason: reason.to_string(),
+        finished_evaluations: history.len(),
+    })?;
+    Ok(history)
+}
+
+/// The history of a reopened run, in the order its log recorded the evaluations.
+fn replay(run: &RunDir, ctx: &SearchContext<'_>) -> Result<History, SearchError> {
+    let records: BTreeMap<usize, EvaluationRecord> = run
+        .evaluations()?
+        .into_iter()
+        .map(|r| (r.iteration, r))
+        .collect();
+    let mut history = History::new();
+    let mut seen = BTreeSet::new();
+    for event in run.events()? {
+        let Event::Evaluation { iteration, .. } = event else {
+            continue;
+        };
+        let Some(record) = records.get(&iteration).filter(|_| seen.insert(iteration)) else {
+            continue;
+        };
+        let text = record.architecture.as_deref().unwrap_or_default();
+        history.push(Observation {
+            code: ctx.space.parse(text)?,
+            score: record.outcome.score(),
+        });
+    }
+    Ok(history)
+}
+
+fn history_has(run: &RunDir, id: usize) -> Result<bool, SearchError> {
+    Ok(run
+        .path()
+        .join(crate::run::EVALUATIONS)
+        .join(format!("{id:06}.json"))
+        .exists())
+}
+
+/// The record of a finished job.
+fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecord {
+    let (outcome, report) = match finished.result {
+        Ok(JobResult::Table(result)) => (
+            Outcome {
+                status: OutcomeStatus::Ok,
+                val_acc: result.score,
+                test_acc: None,
+                params: None,
+                flops: None,
+                message: None,
+                seconds: result.seconds,
+            },
+            None,
+        ),
+        Ok(JobResult::Train(result)) => (Outcome::from_report(&result.report), Some(result.report)),
+        Err(Failure { status, message }) => (Outcome::failure(status, &message), None),
+    };
+    EvaluationRecord {
+        iteration,
+        architecture: Some(code.clone()),
+        canonical: Some(code),
+        hash: None,
+        suggestion: None,
+        generator: None,
+        outcome,
+        report,
+    }
+}
+
+fn task_name(id: usize) -> String {
+    format!("{id:06}")
+}
+
+fn cancel_mark(id: usize) -> String {
+    format!("{id:06}.{CANCELLED}")
+}
+
+fn task_error(run: &RunDir, e: crate::worker::TaskError) -> SearchError {
+    SearchError::Run {
+        path: run.path().join(TASKS),
+        reason: e.to_string(),
+    }
+}

@@ -1,0 +1,176 @@
+//! Searches on a tabular benchmark through an executor: the NAS-Bench-201 table searched with
+//! N lookups in flight, locally or as Slurm jobs (`nas search --table`, `nb201_search
+//! --executor`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arch_space::tabular::TabularBenchmark;
+use ncode::NCode;
+use serde::{Deserialize, Serialize};
+
+use super::{run_search, ParallelSearch};
+use crate::benchmark::{Protocol, Resolved, TabularRun};
+use crate::executor::{Executor, Failure, LocalExecutor, SlurmConfig, SlurmExecutor};
+use crate::run::{OutcomeStatus, Provenance, RunDir};
+use crate::worker::{Job, JobResult, TableJob};
+use crate::{History, SearchContext, SearchError, Strategy};
+
+/// Where evaluations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Threads of the driver's process ([`LocalExecutor`]).
+    Local,
+    /// Jobs on a Slurm cluster ([`SlurmExecutor`]).
+    Slurm,
+}
+
+impl FromStr for ExecutorKind {
+    type Err = SearchError;
+    fn from_str(s: &str) -> Result<Self, SearchError> {
+        match s {
+            "local" => Ok(ExecutorKind::Local),
+            "slurm" => Ok(ExecutorKind::Slurm),
+            other => Err(SearchError::Invalid {
+                what: "executor",
+                text: other.to_string(),
+                expected: "local or slurm",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        })
+    }
+}
+
+/// One search on a table, as recorded in its run directory's `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSearch {
+    /// The table's CSV file (an absolute path, so that workers anywhere find it).
+    pub table: PathBuf,
+    /// The strategy, in its text form (`rea`, `rank-llm:MODEL`, ...).
+    pub strategy: String,
+    /// The searcher's seed.
+    pub seed: u64,
+    /// Signal, report metric, constraints, budget and checkpoints.
+    pub protocol: Protocol,
+    /// Evaluations in flight at once.
+    pub parallel: usize,
+    /// Where they run.
+    pub executor: ExecutorKind,
+    /// Slurm's settings (with [`ExecutorKind::Slurm`]).
+    pub slurm: Option<SlurmConfig>,
+    /// Seconds each lookup holds its slot (a fixed-duration evaluator for measurements; 0 in
+    /// searches).
+    #[serde(default)]
+    pub hold_seconds: f64,
+}
+
+impl TableSearch {
+    /// Runs the search in `run_dir`: creates the run, or resumes it when `run_dir` already
+    /// holds one (its recorded configuration wins over `self`'s). `stop` cancels it (Ctrl-C).
+    pub fn run(
+        &self,
+        run_dir: &Path,
+        stop: Option<&AtomicBool>,
+        observe: &mut dyn FnMut(&History),
+    ) -> Result<TabularRun, SearchError> {
+        let (mut run, config) = if run_dir.join(crate::run::EVENTS).exists() {
+            let run = RunDir::open(run_dir)?;
+            let config: TableSearch = run.config()?;
+            (run, config)
+        } else {
+            let mut config = self.clone();
+            config.table = std::path::absolute(&self.table).map_err(|e| SearchError::Run {
+                path: self.table.clone(),
+                reason: e.to_string(),
+            })?;
+            let provenance = Provenance::collect("cpu", Vec::new());
+            (RunDir::create(run_dir, &config, &provenance)?, config)
+        };
+        config.run_in(&mut run, stop, observe)
+    }
+
+    fn run_in(
+        &self,
+        run: &mut RunDir,
+        stop: Option<&AtomicBool>,
+        observe: &mut dyn FnMut(&History),
+    ) -> Result<TabularRun, SearchError> {
+        let table = TabularBenchmark::load(&self.table)?;
+        let resolved = Resolved::new(&table, &self.protocol)?;
+        let strategy: Strategy = self.strategy.parse()?;
+        let mut searcher = strategy.build(self.seed)?;
+        let admissible = |code: &NCode| resolved.admissible(&table, code);
+        let job = |code: &NCode| {
+            Job::Table(TableJob {
+                table: self.table.clone(),
+                code: code.clone(),
+                metric: self.protocol.signal.clone(),
+                hold_seconds: self.hold_seconds,
+            })
+        };
+        let mut executor = self.executor(run.path(), &table)?;
+        let search = ParallelSearch {
+            ctx: SearchContext {
+                space: table.space(),
+                admissible: &admissible,
+                task: "NAS-Bench-201 cells",
+            },
+            budget: self.protocol.budget,
+            job: &job,
+            poll: Duration::from_millis(500),
+            stop,
+        };
+        let history = run_search(run, &search, searcher.as_mut(), executor.as_mut(), observe)?;
+        let evaluations = history.len();
+        Ok(TabularRun::new(
+            &table,
+            &self.protocol,
+            &resolved,
+            history,
+            evaluations,
+        ))
+    }
+
+    /// The executor: local lookups in the table already loaded, or Slurm jobs.
+    fn executor(
+        &self,
+        run_dir: &Path,
+        table: &TabularBenchmark,
+    ) -> Result<Box<dyn Executor>, SearchError> {
+        Ok(match self.executor {
+            ExecutorKind::Local => {
+                let table = table.clone();
+                Box::new(LocalExecutor::new(
+                    self.parallel,
+                    Arc::new(move |job: &Job| match job {
+                        Job::Table(lookup) => lookup
+                            .run_on(&table)
+                            .map(JobResult::Table)
+                            .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
+                        other => other
+                            .run()
+                            .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
+                    }),
+                ))
+            }
+            ExecutorKind::Slurm => Box::new(SlurmExecutor::new(
+                run_dir,
+                self.parallel,
+                self.slurm.clone().unwrap_or_default(),
+            )?),
+        })
+    }
+}
