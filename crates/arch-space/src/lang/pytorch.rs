@@ -31,6 +31,13 @@ from torch import nn
 
 const JOIN: &str = r#"
 
+class Modules(nn.ModuleList):
+    """A module list of its arguments: Modules(a, b) holds a and b."""
+
+    def __init__(self, *modules):
+        super().__init__(modules)
+
+
 def join(kind, outs):
     """Sums the tensors in order, or concatenates them along channels."""
     if kind == "concat":
@@ -43,7 +50,7 @@ def join(kind, outs):
 
 const ADD: &str = r#"
 
-class Add(nn.ModuleList):
+class Add(Modules):
     """Branches applied to the same input, summed."""
 
     def forward(self, x):
@@ -52,7 +59,7 @@ class Add(nn.ModuleList):
 
 const CONCAT: &str = r#"
 
-class Concat(nn.ModuleList):
+class Concat(Modules):
     """Branches applied to the same input, concatenated along channels."""
 
     def forward(self, x):
@@ -74,7 +81,7 @@ class Node(nn.ModuleList):
         return join(self.kind, [edge(values[s]) for s, edge in zip(self.sources, self)])
 
 
-class Graph(nn.ModuleList):
+class Graph(Modules):
     """A DAG of nodes; the last node is the output."""
 
     def forward(self, x):
