@@ -5,13 +5,13 @@
 //! convolutions and linear layers uniform in `±1/sqrt(fan_in)`, BatchNorm scale 1 and shift 0,
 //! running mean 0 and variance 1), drawn from a seeded generator so a build is reproducible.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use arch_space::lang::{
     check, state_dict, Activation, Analysis, CheckError, InputSpec, Join, Layer, Module, Squeeze,
     StateEntry,
 };
 use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
