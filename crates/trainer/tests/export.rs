@@ -364,6 +364,33 @@ fn weights_round_trip_and_mismatches_are_refused() {
     );
 }
 
+#[test]
+fn formats_choose_the_files() {
+    let case = &cases()[4];
+    let (network, _) = trained(case);
+    for (name, files) in [
+        ("pytorch", vec![ARCH_FILE, MODULE_FILE]),
+        ("safetensors", vec![ARCH_FILE, WEIGHTS_FILE]),
+        ("all", vec![ARCH_FILE, MODULE_FILE, WEIGHTS_FILE]),
+    ] {
+        let format: Format = name.parse().unwrap();
+        assert_eq!(format.to_string(), name);
+        let dir = tempfile::tempdir().unwrap();
+        let written = export(&network, dir.path(), format).unwrap();
+        let mut present: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        present.sort();
+        let mut expected: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        expected.sort();
+        assert_eq!(present, expected, "{name}");
+        assert_eq!(written.len(), files.len(), "{name}");
+    }
+    let err = "onnx".parse::<Format>().unwrap_err();
+    assert!(err.contains("use pytorch, safetensors or all"), "{err}");
+}
+
 /// The python to run PyTorch with, or why there is none.
 fn torch_python() -> Result<PathBuf, String> {
     let python = match std::env::var_os("NAS_TORCH_PYTHON") {
