@@ -4,21 +4,25 @@
 //! cargo run --release --example train_arch -- --arch examples/archs/resnet8.arch \
 //!     [--data datasets/cifar10-subset/cifar10-subset.tar.gz] [--dataset cifar10] [--epochs 1] \
 //!     [--limit-train N] [--recipe proxy|nb201] [--device cpu] [--kernels native|candle] [--json OUT]
+//!     [--export DIR]
 //! ```
 //!
 //! The architecture file holds the architecture language (see `docs/ARCH_LANGUAGE.md`), plain
 //! PyTorch `nn.Sequential(...)` included, or a chat reply with it in a fenced block. The
 //! training set is split into training and validation images (the validation accuracy is what a
 //! search selects on); the test split is reported separately. Every failure (parse, shape,
-//! divergence, timeout, ...) is a status in the result, with the message.
+//! divergence, timeout, ...) is a status in the result, with the message. `--export DIR` writes
+//! the trained network for PyTorch: `model.safetensors`, `model.py` and `architecture.arch`
+//! (see `docs/EXPORT.md`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use nas_rs::search_loop::worker::DataSpec;
+use nas_rs::trainer::export::{export, Format};
 use nas_rs::trainer::ops::Kernels;
-use nas_rs::trainer::train::{train_text, Report, Splits, TrainConfig};
+use nas_rs::trainer::train::{train_text_network, Report, Splits, Status, TrainConfig};
 
 const SHIPPED_DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -72,12 +76,15 @@ struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// After training, write the network for PyTorch into this directory.
+    #[arg(long)]
+    export: Option<PathBuf>,
 }
 
 /// Exit codes: 0 trained, 2 the architecture failed (the report says how), 1 anything else.
 fn main() -> ExitCode {
     match run(Args::parse()) {
-        Ok(report) if report.status != nas_rs::trainer::train::Status::Ok => ExitCode::from(2),
+        Ok(report) if report.status != Status::Ok => ExitCode::from(2),
         other => nas_rs::exit_code(other.map(|_| ())),
     }
 }
@@ -119,8 +126,17 @@ fn run(args: Args) -> Result<Report, Box<dyn std::error::Error>> {
         val: &val,
         test: Some(&test),
     };
-    let report = train_text(&text, splits, &config, &device);
+    let (report, network) = train_text_network(&text, splits, &config, &device);
     print_report(&report);
+    match (&args.export, network) {
+        (Some(dir), Some(network)) if report.status == Status::Ok => {
+            for path in export(&network, dir, Format::All)? {
+                println!("wrote {}", path.display());
+            }
+        }
+        (Some(_), _) => println!("not exported: the training did not finish"),
+        (None, _) => {}
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         println!("wrote {}", path.display());

@@ -24,6 +24,17 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
+    /// A state-dict (safetensors) file could not be written, or does not fit the network.
+    #[error("state dict {path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The architecture failed the static check.
+    #[error(transparent)]
+    Check(#[from] arch_space::lang::CheckError),
     /// The tensor library failed.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -9,6 +9,8 @@
 //!   helper thread ahead of the step.
 //! * [`model`]: a [`model::Network`] built from a checked module, with PyTorch's initialisation;
 //!   its training step ([`model::Network::loss_and_gradients`]) runs on the network's own tape.
+//! * [`export`]: the network for PyTorch: safetensors weights under PyTorch's names and a
+//!   self-contained `model.py`; [`model::Network::load_safetensors`] reads such weights back.
 //! * [`ops`]: every operation, behind [`ops::Kernels`]: our CPU kernels (im2col + gemm
 //!   convolutions, single-pass BatchNorm, pooling and rectifiers, with hand-derived backward
 //!   passes) or candle's composed ops (any device; the reference in the tests).
@@ -21,6 +23,7 @@
 
 pub mod data;
 mod error;
+pub mod export;
 pub mod model;
 pub mod ops;
 pub mod optim;

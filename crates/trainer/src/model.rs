@@ -5,8 +5,11 @@
 //! convolutions and linear layers uniform in `±1/sqrt(fan_in)`, BatchNorm scale 1 and shift 0,
 //! running mean 0 and variance 1), drawn from a seeded generator so a build is reproducible.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use arch_space::lang::{
-    check, Activation, Analysis, CheckError, InputSpec, Join, Layer, Module, Squeeze,
+    check, state_dict, Activation, Analysis, CheckError, InputSpec, Join, Layer, Module, Squeeze,
+    StateEntry,
 };
 use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -14,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ops::{self, ConvGeometry, Kernels, PoolGeometry};
 
+mod state;
 mod tape;
 
 /// Why a module could not be built.
@@ -39,8 +43,7 @@ enum Block {
     BatchNorm {
         weight: Option<Var>,
         bias: Option<Var>,
-        mean: Var,
-        var: Var,
+        stats: RunningStats,
         eps: f64,
         momentum: f64,
         track: bool,
@@ -87,6 +90,9 @@ pub struct Network {
     params: Vec<Var>,
     device: Device,
     kernels: Kernels,
+    module: Module,
+    input: InputSpec,
+    state: Vec<StateEntry>,
 }
 
 struct Builder<'a> {
@@ -210,8 +216,11 @@ impl Builder<'_> {
                 Block::BatchNorm {
                     weight,
                     bias,
-                    mean: self.constant(0.0, n, false)?,
-                    var: self.constant(1.0, n, false)?,
+                    stats: RunningStats {
+                        mean: self.constant(0.0, n, false)?,
+                        var: self.constant(1.0, n, false)?,
+                        batches: AtomicI64::new(0),
+                    },
                     eps: bn.eps,
                     momentum: bn.momentum,
                     track: bn.track_running_stats,
@@ -303,10 +312,25 @@ fn dropout(x: &Tensor, p: f64, channels: bool, rng: &mut ChaCha8Rng) -> Result<T
     x.broadcast_mul(&Tensor::from_vec(mask, mask_shape, x.device())?)
 }
 
-/// `running = (1 - momentum) * running + momentum * batch`, as PyTorch updates BatchNorm's
-/// running statistics.
-fn update_running(running: &Var, batch: &Tensor, momentum: f64) -> Result<()> {
-    running.set(&((running.as_tensor() * (1.0 - momentum))? + (batch.detach() * momentum)?)?)
+/// BatchNorm's running statistics and the number of training batches they have seen.
+struct RunningStats {
+    mean: Var,
+    var: Var,
+    batches: AtomicI64,
+}
+
+impl RunningStats {
+    /// Folds a training batch's statistics in as PyTorch does (`running = (1 - momentum) *
+    /// running + momentum * batch`) and counts the batch (`num_batches_tracked`).
+    fn update(&self, batch_mean: &Tensor, batch_var: &Tensor, momentum: f64) -> Result<()> {
+        for (running, batch) in [(&self.mean, batch_mean), (&self.var, batch_var)] {
+            running.set(
+                &((running.as_tensor() * (1.0 - momentum))? + (batch.detach() * momentum)?)?,
+            )?;
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// A parameter's tensor: tracked for gradients in training, detached in evaluation so that an
@@ -340,8 +364,7 @@ impl Block {
             Block::BatchNorm {
                 weight,
                 bias,
-                mean,
-                var,
+                stats,
                 eps,
                 momentum,
                 track: keeps_stats,
@@ -351,12 +374,12 @@ impl Block {
                 if mode.train || !keeps_stats {
                     let (y, batch_mean, batch_var) = k.batch_norm_train(x, w, b, *eps)?;
                     if mode.train && *keeps_stats {
-                        update_running(mean, &batch_mean, *momentum)?;
-                        update_running(var, &batch_var, *momentum)?;
+                        stats.update(&batch_mean, &batch_var, *momentum)?;
                     }
                     Ok(y)
                 } else {
-                    k.batch_norm_eval(x, &tensor(mean, track), &tensor(var, track), w, b, *eps)
+                    let (mean, var) = (tensor(&stats.mean, track), tensor(&stats.var, track));
+                    k.batch_norm_eval(x, &mean, &var, w, b, *eps)
                 }
             }
             Block::Linear { weight, bias } => {
@@ -430,12 +453,17 @@ impl Network {
             params: Vec::new(),
         };
         let root = builder.block(&analysis.resolved)?;
+        let state = state_dict(&analysis.resolved, input)?;
+        state::verify(&root, &state)?;
         Ok((
             Network {
                 root,
                 params: builder.params,
                 device: device.clone(),
                 kernels: Kernels::default(),
+                module: analysis.resolved.clone(),
+                input: *input,
+                state,
             },
             analysis,
         ))
@@ -492,5 +520,15 @@ impl Network {
     /// The device the parameters live on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The architecture, every width resolved.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// The input the network was built for.
+    pub fn input(&self) -> &InputSpec {
+        &self.input
     }
 }

@@ -200,18 +200,32 @@ pub fn peak_rss_bytes() -> u64 {
 
 /// Parses architecture text (or a chat reply holding it) and trains it.
 pub fn train_text(text: &str, splits: Splits<'_>, config: &TrainConfig, device: &Device) -> Report {
+    train_text_network(text, splits, config, device).0
+}
+
+/// [`train_text`], also returning the trained network (`None` when none was built).
+pub fn train_text_network(
+    text: &str,
+    splits: Splits<'_>,
+    config: &TrainConfig,
+    device: &Device,
+) -> (Report, Option<Network>) {
     match parse(text) {
         Ok(program) => {
-            let mut report = train_module(&program.module, splits, config, device);
+            let (mut report, network) =
+                train_module_network(&program.module, splits, config, device);
             // Re-run the check on the program to place shape errors at their line and column.
             if report.status == Status::Shape {
                 if let Err(e) = program.check(&input_spec(splits.train)) {
                     report.error = Some(e.to_string());
                 }
             }
-            report
+            (report, network)
         }
-        Err(e) => Report::failed(Status::Parse, e.to_string(), Instant::now()),
+        Err(e) => (
+            Report::failed(Status::Parse, e.to_string(), Instant::now()),
+            None,
+        ),
     }
 }
 
@@ -243,23 +257,33 @@ pub fn train_module(
     config: &TrainConfig,
     device: &Device,
 ) -> Report {
+    train_module_network(module, splits, config, device).0
+}
+
+/// [`train_module`], also returning the trained network (`None` when none was built).
+pub fn train_module_network(
+    module: &Module,
+    splits: Splits<'_>,
+    config: &TrainConfig,
+    device: &Device,
+) -> (Report, Option<Network>) {
     let started = Instant::now();
     ops::tune_allocator();
     let input = input_spec(splits.train);
+    let failed = |status, error: String| (Report::failed(status, error, started), None);
     let (network, analysis) = match Network::build(module, &input, config.seed, device) {
         Ok((network, analysis)) => (network.with_kernels(config.kernels), analysis),
-        Err(BuildError::Check(e)) => return Report::failed(Status::Shape, e.to_string(), started),
-        Err(BuildError::Unsupported(e)) => return Report::failed(Status::Unsupported, e, started),
-        Err(BuildError::Candle(e)) => return Report::failed(Status::Data, e.to_string(), started),
+        Err(BuildError::Check(e)) => return failed(Status::Shape, e.to_string()),
+        Err(BuildError::Unsupported(e)) => return failed(Status::Unsupported, e),
+        Err(BuildError::Candle(e)) => return failed(Status::Data, e.to_string()),
     };
     let predicted = predicted_memory(&analysis, config);
     if let Some(limit) = config.memory_limit_bytes.filter(|&l| predicted > l) {
-        return Report::failed(
+        return failed(
             Status::Oom,
             format!(
                 "a training step needs about {predicted} bytes, more than the limit of {limit}"
             ),
-            started,
         );
     }
     let mut report = Report::empty(Status::Ok, None, started);
@@ -272,7 +296,7 @@ pub fn train_module(
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss_bytes();
-    report
+    (report, Some(network))
 }
 
 fn run(

@@ -144,6 +144,15 @@ pub(super) fn spatial(
     Some(out)
 }
 
+/// The bottleneck width of a squeeze-excitation on `channels` channels (a reduction keeps at
+/// least 1 channel).
+pub(super) fn squeeze_width(squeeze: Squeeze, channels: usize) -> usize {
+    match squeeze {
+        Squeeze::Channels(s) => s,
+        Squeeze::Reduction(r) => (channels / r.max(1)).max(1),
+    }
+}
+
 /// The first size parameter of `layer` that is 0 where it must be positive (the text binder
 /// rejects these; IR built in code or deserialized may hold them).
 fn zero_parameter(layer: &Layer) -> Option<&'static str> {
@@ -524,10 +533,7 @@ impl Walker {
                 if n != c {
                     return Err(fail(self, format!("expects {n} input channels, got {c}")));
                 }
-                let s = match se.squeeze {
-                    Squeeze::Channels(s) => s,
-                    Squeeze::Reduction(r) => (c / r).max(1),
-                };
+                let s = squeeze_width(se.squeeze, c);
                 let p = (2 * c * s + s + c) as u64;
                 self.params += p;
                 self.flops += p;

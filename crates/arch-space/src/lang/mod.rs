@@ -6,7 +6,9 @@
 //! `SqueezeExcite(...)`, and `Graph(...)` for DAGs of named nodes. [`parse`] turns a reply
 //! (the first fenced code block, if any) into the [`Module`] IR, with line/column errors and a
 //! hint; [`check`] infers every shape for a dataset's input before any tensor exists and counts
-//! parameters, FLOPs and activation memory; [`to_text`] prints the IR back. Small constructors
+//! parameters, FLOPs and activation memory; [`to_text`] prints the IR back; [`to_pytorch`]
+//! writes a checked module as a self-contained PyTorch file, whose tensors [`state_dict`] names
+//! as PyTorch does (the scheme of the trainer's safetensors export). Small constructors
 //! ([`conv`], [`batch_norm`], [`classifier`], ...) build common modules in code, as the search
 //! spaces do. [`language_grammar`] and [`generation_grammar`] export the language as grammars
 //! for constrained decoding ([`Grammar::to_lark`] prints llguidance's Lark): the whole
@@ -35,6 +37,8 @@ pub mod grammar;
 mod ir;
 mod layers;
 mod print;
+mod pytorch;
+mod state;
 mod syntax;
 #[cfg(test)]
 mod tests;
@@ -53,6 +57,8 @@ pub use grammar::{
 };
 pub use ir::*;
 pub use print::{layer_to_string, to_text};
+pub use pytorch::to_pytorch;
+pub use state::{state_dict, StateEntry, StateKind};
 pub use syntax::Span;
 
 /// A syntax or argument error in architecture text, with its position and a hint.

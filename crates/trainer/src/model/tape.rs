@@ -15,7 +15,7 @@
 
 use candle_core::{backprop::GradStore, Result, Shape, Tensor, Var};
 
-use super::{join, optional, update_running, Block, Mode};
+use super::{join, optional, Block, Mode};
 use crate::ops::cpu::{self, Rectifier, Traced};
 use crate::ops::Kernels;
 use arch_space::lang::Join;
@@ -286,8 +286,7 @@ impl Block {
         let Block::BatchNorm {
             weight,
             bias,
-            mean,
-            var,
+            stats,
             eps,
             momentum,
             track,
@@ -299,8 +298,7 @@ impl Block {
         let (traced, batch_mean, batch_var) =
             cpu::batch_norm_train_traced(x, w.as_ref(), b.as_ref(), *eps, then)?;
         if *track {
-            update_running(mean, &batch_mean, *momentum)?;
-            update_running(var, &batch_var, *momentum)?;
+            stats.update(&batch_mean, &batch_var, *momentum)?;
         }
         Ok(tape.native(traced, vec![Arg::Value(id), param(weight), param(bias)]))
     }
