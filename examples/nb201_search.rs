@@ -22,6 +22,17 @@
 //! LLM searches run one after the other (one model in memory at a time) and log each finished
 //! seed to stderr; they take minutes per seed on a CPU (`RAYON_NUM_THREADS` sets the threads).
 //!
+//! With `--parallel N` each search keeps N evaluations in flight, on threads (`--executor
+//! local`) or as Slurm jobs (`--executor slurm --slurm-config FILE`, see `docs/SCALE_OUT.md`),
+//! each search recorded in `--run-dir DIR/<k>-<strategy>-seed<s>/`; run the same command again
+//! (or with `--resume DIR`) to resume after a kill:
+//!
+//! ```text
+//! cargo build --release --bin nas   # the worker Slurm jobs run
+//! cargo run --release --example nb201_search -- --strategies random,rea --seeds 3 \
+//!     --parallel 8 --executor slurm --run-dir /shared/runs/nb201
+//! ```
+//!
 //! Table: NAS-Bench-201 (Dong & Yang, ICLR 2020) / NATS-Bench (Dong et al., TPAMI 2021); see
 //! `datasets/nasbench201/README.md`.
 
@@ -31,20 +42,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
-use nas_rs::search_loop::benchmark::{compare, Constraint, Protocol, Signal};
+use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, SHIPPED_NB201_TABLE};
+use nas_rs::search_loop::benchmark::{compare, Comparison, Constraint, Protocol, Signal};
+use nas_rs::search_loop::parallel::{ExecutorKind, TableSearch};
 use nas_rs::search_loop::Strategy;
 use tracing_subscriber::EnvFilter;
-
-const SHIPPED_TABLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/datasets/nasbench201/nb201_cifar10.csv"
-);
 
 #[derive(Debug, Parser)]
 #[command(about = "Compare NAS strategies on the NAS-Bench-201 table")]
 struct Args {
     /// Table in the NAS-Bench-201 CSV layout (default: the shipped CIFAR-10 table).
-    #[arg(long, default_value = SHIPPED_TABLE)]
+    #[arg(long, default_value = SHIPPED_NB201_TABLE)]
     table: PathBuf,
     /// Dataset column prefix (`c10`, `c100`, `in16`) or alias (`cifar10`, `cifar100`, `imagenet16-120`).
     #[arg(long, default_value = "cifar10")]
@@ -70,6 +78,9 @@ struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Where evaluations run and where each search is recorded.
+    #[command(flatten)]
+    execution: ExecutorArgs,
 }
 
 fn main() -> ExitCode {
@@ -103,7 +114,32 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let task = format!("NAS-Bench-201 cells on {}", args.dataset);
 
     let started = std::time::Instant::now();
-    let comparison = compare(&table, &protocol, &strategies, &seeds, &task)?;
+    let comparison = match args.execution.dir() {
+        None if args.execution.parallel > 1 || args.execution.executor == ExecutorKind::Slurm => {
+            return Err("--parallel and --executor slurm record each search: give --run-dir".into())
+        }
+        None => compare(&table, &protocol, &strategies, &seeds, &task)?,
+        Some(dir) => {
+            let mut runs = Vec::new();
+            for (k, strategy) in strategies.iter().enumerate() {
+                for &seed in &seeds {
+                    let search = TableSearch {
+                        table: args.table.clone(),
+                        strategy: strategy.to_string(),
+                        seed,
+                        protocol: protocol.clone(),
+                        parallel: args.execution.parallel,
+                        executor: args.execution.executor,
+                        slurm: args.execution.slurm()?,
+                        hold_seconds: 0.0,
+                    };
+                    let run_dir = dir.join(format!("{k}-{}-seed{seed}", strategy.name()));
+                    runs.push(search.run(&run_dir, Some(stop_on_ctrl_c()), &mut |_| {})?);
+                }
+            }
+            Comparison::of_runs(&table, &protocol, &strategies, &seeds, &runs)?
+        }
+    };
     println!(
         "table {} | search on {} | report {} | {} seeds | optimum {:.2} ({})",
         args.table.display(),

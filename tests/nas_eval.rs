@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{nas, text, TempDir};
+use common::{nas, text, write_cifar10, TempDir};
 use nas_rs::arch_space::lang::{parse, Module};
 use nas_rs::search_loop::closed_loop::{
     Evaluator, ProcessEvaluator, TrainerEvaluator, WorkerOptions,
@@ -27,25 +27,6 @@ const TINY: &str = "Sequential(Conv2d(3, 4, 3, padding=1), ReLU(), AdaptiveAvgPo
 const WIDE: &str =
     "Sequential(Conv2d(3, 256, 3, padding=1), ReLU(), Conv2d(256, 256, 3, padding=1), \
                     ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(256, 10))";
-
-/// CIFAR-10 in its binary format under `root/cifar-10-batches-bin`: five training batches and
-/// a test batch of 8 images each.
-fn write_cifar10(root: &Path) -> PathBuf {
-    let dir = root.join("cifar-10-batches-bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let files = (1..=5)
-        .map(|b| format!("data_batch_{b}.bin"))
-        .chain(["test_batch.bin".to_string()]);
-    for (f, name) in files.enumerate() {
-        let mut bytes = Vec::new();
-        for i in 8 * f..8 * f + 8 {
-            bytes.push((i % 10) as u8);
-            bytes.extend((0..3072).map(|k| ((k * 7 + i * 31) % 256) as u8));
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-    root.to_path_buf()
-}
 
 /// The setup of every test: 32 training and 8 validation images of `data`, on the CPU.
 fn setup(data: &Path, training: TrainConfig) -> EvalSetup {

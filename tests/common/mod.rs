@@ -40,3 +40,22 @@ pub fn nas(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// CIFAR-10 in its binary format under `root/cifar-10-batches-bin`: five training batches and
+/// a test batch of 8 images each.
+pub fn write_cifar10(root: &Path) -> PathBuf {
+    let dir = root.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = (1..=5)
+        .map(|b| format!("data_batch_{b}.bin"))
+        .chain(["test_batch.bin".to_string()]);
+    for (f, name) in files.enumerate() {
+        let mut bytes = Vec::new();
+        for i in 8 * f..8 * f + 8 {
+            bytes.push((i % 10) as u8);
+            bytes.extend((0..3072).map(|k| ((k * 7 + i * 31) % 256) as u8));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    root.to_path_buf()
+}

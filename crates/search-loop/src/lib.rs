@@ -47,6 +47,6 @@ pub mod worker;
 pub use error::SearchError;
 pub use history::History;
 pub use ranker::Observation;
-pub use searcher::{SearchContext, Searcher};
+pub use searcher::{propose_in_a_row, SearchContext, Searcher};
 pub use strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution};
 pub use strategy::Strategy;

@@ -88,17 +88,29 @@ pub trait Searcher {
         history: &mut History,
         n: usize,
     ) -> Result<Vec<NCode>, SearchError> {
-        let mut batch = Vec::with_capacity(n);
-        while batch.len() < n {
-            match self.propose(ctx, history) {
-                Ok(code) => {
-                    history.begin(code.clone());
-                    batch.push(code);
-                }
-                Err(SearchError::Exhausted { .. }) if !batch.is_empty() => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(batch)
+        propose_in_a_row(self, ctx, history, n)
     }
+}
+
+/// `n` proposals in a row, each marked in flight in `history` (the default
+/// [`Searcher::propose_batch`]); fewer when the space runs dry, an error only when not even one
+/// is left.
+pub fn propose_in_a_row<S: Searcher + ?Sized>(
+    searcher: &mut S,
+    ctx: &SearchContext<'_>,
+    history: &mut History,
+    n: usize,
+) -> Result<Vec<NCode>, SearchError> {
+    let mut batch = Vec::with_capacity(n);
+    while batch.len() < n {
+        match searcher.propose(ctx, history) {
+            Ok(code) => {
+                history.begin(code.clone());
+                batch.push(code);
+            }
+            Err(SearchError::Exhausted { .. }) if !batch.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(batch)
 }

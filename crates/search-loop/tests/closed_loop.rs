@@ -59,15 +59,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn evaluation_lines(dir: &Path) -> Vec<usize> {
-    let run = RunDir::open(dir).unwrap();
-    run.events()
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Evaluation { iteration, .. } => Some(iteration),
-            _ => None,
-        })
-        .collect()
+    RunDir::open(dir).unwrap().logged_evaluations().unwrap()
 }
 
 #[test]

@@ -23,7 +23,7 @@ use ncode::NCode;
 
 use crate::executor::{Executor, Failure, Finished};
 use crate::run::{unix_time, EvaluationRecord, Event, Outcome, OutcomeStatus, RunDir};
-use crate::worker::{task_ids, Job, JobResult, TASKS};
+use crate::worker::{result_path, task_ids, Job, JobResult, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
 pub use table::{ExecutorKind, TableSearch};
@@ -73,6 +73,13 @@ pub fn run_search(
         let Some(code) = job.code().cloned() else {
             continue;
         };
+        if result_path(run.path(), &name).is_ok_and(|p| p.exists()) {
+            let result = JobResult::read(run.path(), &name)
+                .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()));
+            let finished = Finished { id: name, result };
+            finish(run, ctx, &mut history, id, code, finished)?;
+            continue;
+        }
         history.begin(code.clone());
         in_flight.insert(name.clone(), (id, code));
         executor.adopt(&name, &job)?;
@@ -114,12 +121,7 @@ pub fn run_search(
             let Some((id, code)) = in_flight.remove(&finished.id) else {
                 continue;
             };
-            let record = record(id, ctx.space.format(&code), finished);
-            run.save_evaluation(&record)?;
-            history.push(Observation {
-                code,
-                score: record.outcome.score(),
-            });
+            finish(run, ctx, &mut history, id, code, finished)?;
             observe(&history);
         }
     };
@@ -129,6 +131,24 @@ pub fn run_search(
         finished_evaluations: history.len(),
     })?;
     Ok(history)
+}
+
+/// Records a finished job and adds it to the history.
+fn finish(
+    run: &mut RunDir,
+    ctx: &SearchContext<'_>,
+    history: &mut History,
+    id: usize,
+    code: NCode,
+    finished: Finished,
+) -> Result<(), SearchError> {
+    let record = record(id, ctx.space.format(&code), finished);
+    run.save_evaluation(&record)?;
+    history.push(Observation {
+        code,
+        score: record.outcome.score(),
+    });
+    Ok(())
 }
 
 /// The history of a reopened run, in the order its log recorded the evaluations.

@@ -194,6 +194,18 @@ impl RunDir {
             .collect())
     }
 
+    /// The iterations of the log's `evaluation` lines, in the order they were logged.
+    pub fn logged_evaluations(&self) -> Result<Vec<usize>, SearchError> {
+        Ok(self
+            .events()?
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Evaluation { iteration, .. } => Some(iteration),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Writes a text file of the run (prompts, replies, the best architecture) atomically.
     pub fn write_text(&self, relative: &str, text: &str) -> Result<(), SearchError> {
         write_atomic(&self.root.join(relative), text.as_bytes())

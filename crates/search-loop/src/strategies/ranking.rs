@@ -3,6 +3,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use ranker::{Ranker, RankingRequest};
 
+use crate::searcher::propose_in_a_row;
 use crate::{History, SearchContext, SearchError, Searcher};
 
 /// LM-Searcher's ranking loop: each round draws a pool of unseen admissible candidates and asks
@@ -87,19 +88,10 @@ impl<R: Ranker> Searcher for RankingSearch<R> {
         history: &mut History,
         n: usize,
     ) -> Result<Vec<NCode>, SearchError> {
-        let mut batch = Vec::with_capacity(n);
         // Warm-up proposals do not finish while the batch is drawn: count them.
-        while batch.len() < n && history.len() + batch.len() < self.warmup {
-            match self.propose(ctx, history) {
-                Ok(code) => {
-                    history.begin(code.clone());
-                    batch.push(code);
-                }
-                Err(SearchError::Exhausted { .. }) if !batch.is_empty() => return Ok(batch),
-                Err(e) => return Err(e),
-            }
-        }
-        if batch.len() == n {
+        let warm = n.min(self.warmup.saturating_sub(history.len()));
+        let mut batch = propose_in_a_row(self, ctx, history, warm)?;
+        if batch.len() == n || batch.len() < warm {
             return Ok(batch);
         }
         let mut pool = match self.draw_pool(ctx, history) {
