@@ -17,6 +17,7 @@ fn record(iteration: usize, outcome: Outcome) -> EvaluationRecord {
         generator: None,
         outcome,
         report: None,
+        metrics: None,
     }
 }
 

@@ -211,7 +211,7 @@ fn an_unreadable_task_is_a_clear_error() {
     std::fs::create_dir_all(tmp.path().join("tasks")).unwrap();
     std::fs::write(tmp.path().join("tasks/bad.json"), "{\"architecture\": ").unwrap();
     let cases = [
-        ("bad", "bad.json: not an evaluation task: EOF while parsing"),
+        ("bad", "bad.json: not a job: EOF while parsing"),
         ("none", "none.json: No such file or directory"),
         ("../x", "invalid task id `../x`"),
     ];

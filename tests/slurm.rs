@@ -444,3 +444,31 @@ fn a_driver_killed_with_sigkill_resumes_losing_and_repeating_nothing() {
     assert_eq!(submitted.len(), 10);
     assert!(submitted.values().all(|&n| n == 1), "{submitted:?}");
 }
+
+#[test]
+fn an_external_evaluator_runs_as_slurm_jobs() {
+    if !cluster() {
+        return;
+    }
+    let tmp = TempDir::new("slurm-command");
+    let run = tmp.path().join("run");
+    // Score: the number of 3x3 convolutions (choice 3) in the NB201 cell, read from the config.
+    let evaluator = r#"n=$(grep -o '"ncode":"[0-9]*"' {config_json} | tr -cd 3 | wc -c); echo "{\"score\": $n}""#;
+    let output = Command::new(NAS)
+        .args(["search", "--space", "nb201", "--evaluator", evaluator])
+        .args(["--strategy", "random", "--budget", "4", "--parallel", "2"])
+        .args(["--executor", "slurm", "--slurm-config"])
+        .arg(slurm_toml(tmp.path()))
+        .arg("--run-dir")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let records = RunDir::read(&run).unwrap().evaluations().unwrap();
+    assert_eq!(records.len(), 4);
+    for record in records {
+        let code = record.architecture.unwrap();
+        let threes = code.chars().filter(|&c| c == '3').count() as f64;
+        assert_eq!(record.outcome.score(), Some(threes), "{code}");
+    }
+}

@@ -82,7 +82,7 @@ fn slots_stay_full_bounded_and_distinct() {
                     .run_on(&t)
                     .map(JobResult::Table)
                     .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
-                Job::Train(_) => panic!("only lookups here"),
+                other => panic!("only lookups here: {other:?}"),
             }
         }),
     );

@@ -86,6 +86,7 @@ fn trained(
         generator: None,
         outcome: Outcome::from_report(&report),
         report: Some(report),
+        metrics: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn failed(iteration: usize, status: OutcomeStatus) -> EvaluationRecord {
             &format!("{} at iteration {iteration}", status.name()),
         ),
         report: None,
+        metrics: None,
     }
 }
 

@@ -72,7 +72,7 @@ enum Command {
     },
     /// Search a tabular benchmark with N evaluations in flight, locally or on Slurm, in a
     /// resumable run directory; prints the result as JSON.
-    Search(SearchArgs),
+    Search(Box<SearchArgs>),
     /// Print the architecture language's grammar in llguidance's Lark dialect: the whole
     /// language, or with `--generation` the grammar the closed loop's Code Generator answers in.
     Grammar {
@@ -155,7 +155,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             limit_threads_to_slurm_allocation()?;
             println!("{}", work(&run_dir, &task)?.display());
         }
-        Command::Search(args) => search(args)?,
+        Command::Search(args) => search(*args)?,
         Command::Grammar {
             generation,
             input,

@@ -1,14 +1,16 @@
-//! `nas search`: one search on a tabular benchmark, its evaluations on an executor.
+//! `nas search`: one search, its evaluations on an executor: lookups in a tabular benchmark, or
+//! a user's space with a user's evaluator command.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use nas_rs::arch_space::tabular::dataset_prefix;
 use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, SHIPPED_NB201_TABLE};
 use nas_rs::search_loop::benchmark::{Constraint, Protocol, Signal};
-use nas_rs::search_loop::parallel::TableSearch;
-use nas_rs::search_loop::Strategy;
+use nas_rs::search_loop::parallel::{load_space, SpaceSearch, TableSearch};
+use nas_rs::search_loop::run::RunDir;
+use nas_rs::search_loop::{History, Strategy};
 use serde_json::json;
 
 /// The arguments of `nas search`.
@@ -38,6 +40,18 @@ pub struct SearchArgs {
     /// Seconds each evaluation holds its slot (a fixed-duration evaluator, for measurements).
     #[arg(long, default_value_t = 0.0)]
     hold: f64,
+    /// The space of an external evaluator: `nb201`, or a TOML or JSON file (see
+    /// docs/USER_GUIDE.md).
+    #[arg(long, requires = "evaluator")]
+    space: Option<String>,
+    /// Evaluate each candidate with this command instead of the table: `{config_json}` is the
+    /// path of the candidate's configuration, `{config}` the configuration itself; its last
+    /// output line is `{"score": ..., "metrics": {...}}`.
+    #[arg(long, requires = "space")]
+    evaluator: Option<String>,
+    /// The evaluator's time limit per candidate, in seconds.
+    #[arg(long, requires = "evaluator")]
+    timeout: Option<f64>,
     /// Where evaluations run and where the run is recorded.
     #[command(flatten)]
     execution: ExecutorArgs,
@@ -49,6 +63,33 @@ pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
         .execution
         .dir()
         .ok_or("give the run directory: --run-dir DIR (or --resume DIR)")?;
+    if args.execution.resume.is_some() && !dir.join("events.jsonl").exists() {
+        return Err(format!("--resume {}: no run there", dir.display()).into());
+    }
+    // A resumed run keeps its kind: its configuration names an evaluator or a table.
+    let recorded: Option<SpaceSearch> = match &args.execution.resume {
+        Some(dir) => serde_json::from_value(RunDir::read(dir)?.config()?).ok(),
+        None => None,
+    };
+    let space_search = match (recorded, &args.space, &args.evaluator) {
+        (Some(search), _, _) => Some(search),
+        (None, Some(space), Some(evaluator)) => Some(SpaceSearch {
+            space: load_space(space)?,
+            strategy: args.strategy.to_string(),
+            seed: args.seed,
+            budget: args.budget,
+            evaluator: evaluator.clone(),
+            timeout_seconds: args.timeout,
+            parallel: args.execution.parallel,
+            executor: args.execution.executor,
+            slurm: args.execution.slurm()?,
+        }),
+        _ => None,
+    };
+    if let Some(search) = space_search {
+        let history = search.run(dir, Some(stop_on_ctrl_c()), &mut progress)?;
+        return print_summary(dir, &history, serde_json::Value::Null);
+    }
     let mut protocol =
         Protocol::nas_bench_201(dataset_prefix(&args.dataset), args.signal, args.budget);
     protocol.constraints = args.constraints;
@@ -62,20 +103,29 @@ pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
         slurm: args.execution.slurm()?,
         hold_seconds: args.hold,
     };
-    if args.execution.resume.is_some() && !dir.join("events.jsonl").exists() {
-        return Err(format!("--resume {}: no run there", dir.display()).into());
-    }
-    let run = search.run(dir, Some(stop_on_ctrl_c()), &mut |history| {
-        tracing::info!("{} evaluations finished", history.len());
-    })?;
-    let best = run.history.best();
+    let run = search.run(dir, Some(stop_on_ctrl_c()), &mut progress)?;
+    print_summary(dir, &run.history, json!(run.reported))
+}
+
+fn progress(history: &History) {
+    tracing::info!("{} evaluations finished", history.len());
+}
+
+/// Prints the result: evaluations, failures, the best code and score, and (for tables) the
+/// report metric of the pick at each checkpoint.
+fn print_summary(
+    dir: &Path,
+    history: &History,
+    reported: serde_json::Value,
+) -> Result<(), Box<dyn Error>> {
+    let best = history.best();
     let summary = json!({
         "run_dir": dir,
-        "evaluations": run.history.len(),
-        "failures": run.history.observations().iter().filter(|o| o.score.is_none()).count(),
+        "evaluations": history.len(),
+        "failures": history.observations().iter().filter(|o| o.score.is_none()).count(),
         "best_code": best.map(|o| o.code.indices().to_vec()),
-        "best_signal": best.and_then(|o| o.score),
-        "reported": run.reported,
+        "best_score": best.and_then(|o| o.score),
+        "reported": reported,
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

@@ -69,6 +69,7 @@ mod tests {
             generator: None,
             outcome,
             report: None,
+            metrics: None,
         }
     }
 

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 pub use evaluate::{Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
-pub(crate) use process::{out_of_memory, read_end, tail};
+pub(crate) use process::{out_of_memory, read_end, tail, wait};
 pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
 pub use prompts::{
     generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,
@@ -436,6 +436,7 @@ impl LoopState<'_, '_> {
             generator,
             outcome: Outcome::failure(OutcomeStatus::LlmError, "the model returned an empty reply"),
             report: None,
+            metrics: None,
         };
         let reply = match reply {
             Some(reply) if !reply.trim().is_empty() => reply,

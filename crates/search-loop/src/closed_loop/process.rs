@@ -211,9 +211,12 @@ fn crash(message: &str) -> (Outcome, Option<Report>) {
     (Outcome::failure(OutcomeStatus::Crash, message), None)
 }
 
-/// Waits for `child`, killing it when `timeout` has passed; returns its status and whether it
-/// was killed.
-fn wait(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<(ExitStatus, bool)> {
+/// Waits for `child`, killing it (and its process group, when it leads one) when `timeout` has
+/// passed; returns its status and whether it was killed.
+pub(crate) fn wait(
+    child: &mut Child,
+    timeout: Option<Duration>,
+) -> std::io::Result<(ExitStatus, bool)> {
     let Some(timeout) = timeout else {
         return Ok((child.wait()?, false));
     };
@@ -224,11 +227,27 @@ fn wait(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<(ExitSt
         }
         let now = Instant::now();
         if now >= deadline {
+            kill_group(child);
             child.kill()?;
             return Ok((child.wait()?, true));
         }
         thread::sleep(POLL.min(deadline - now));
     }
+}
+
+/// Kills the process group `child` leads, if it leads one (a command run through a shell with
+/// its own group: the shell's children die with it).
+fn kill_group(child: &Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill only sends a signal. The child is not yet reaped, so no other process
+        // can own a group whose id is its pid; without such a group the call fails harmlessly.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = child;
 }
 
 /// The last [`STDERR_READ`] bytes of a file (empty when it cannot be read).

@@ -42,13 +42,7 @@ impl LocalExecutor {
 
     /// An executor that runs each job as the worker would ([`Job::run`]), in this process.
     pub fn in_process(slots: usize) -> Self {
-        Self::new(
-            slots,
-            Arc::new(|job: &Job| {
-                job.run()
-                    .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()))
-            }),
-        )
+        Self::new(slots, Arc::new(run_in_process))
     }
 
     fn receive(&mut self, finished: Finished, ended: &mut Vec<Finished>) {
@@ -57,6 +51,12 @@ impl LocalExecutor {
             ended.push(finished);
         }
     }
+}
+
+/// Runs a job in this process as the worker would; a job that cannot run is a `crash`.
+pub fn run_in_process(job: &Job) -> Result<JobResult, Failure> {
+    job.run()
+        .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()))
 }
 
 impl Executor for LocalExecutor {

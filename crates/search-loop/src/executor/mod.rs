@@ -20,7 +20,7 @@ pub mod slurm;
 
 use std::time::Duration;
 
-pub use local::{LocalExecutor, RunJob};
+pub use local::{run_in_process, LocalExecutor, RunJob};
 pub use slurm::{SlurmConfig, SlurmExecutor};
 
 use crate::run::OutcomeStatus;

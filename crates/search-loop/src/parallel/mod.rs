@@ -13,6 +13,7 @@
 //! file appeared meanwhile are recorded, and jobs still in flight are handed to
 //! [`Executor::adopt`] (Slurm finds them in its queue; the local executor runs them again).
 
+mod space;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +27,7 @@ use crate::run::{unix_time, EvaluationRecord, Event, Outcome, OutcomeStatus, Run
 use crate::worker::{result_path, task_ids, Job, JobResult, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
+pub use space::{candidate_config, load_space, SpaceSearch};
 pub use table::{ExecutorKind, TableSearch};
 
 /// A job of the run that the user cancelled (Ctrl-C): never adopted on resume.
@@ -186,20 +188,19 @@ fn history_has(run: &RunDir, id: usize) -> Result<bool, SearchError> {
 
 /// The record of a finished job.
 fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecord {
+    let mut metrics = None;
     let (outcome, report) = match finished.result {
         Ok(JobResult::Table(result)) => (
-            Outcome {
-                status: OutcomeStatus::Ok,
-                val_acc: result.score,
-                test_acc: None,
-                params: None,
-                flops: None,
-                message: None,
-                seconds: result.seconds,
-            },
+            Outcome::scored(OutcomeStatus::Ok, result.score, None, result.seconds),
             None,
         ),
         Ok(JobResult::Train(result)) => (Outcome::from_report(&result.report), Some(result.report)),
+        Ok(JobResult::Command(result)) => {
+            metrics = Some(result.metrics).filter(|m| !m.is_null());
+            let outcome =
+                Outcome::scored(result.status, result.score, result.message, result.seconds);
+            (outcome, None)
+        }
         Err(Failure { status, message }) => (Outcome::failure(status, &message), None),
     };
     EvaluationRecord {
@@ -211,6 +212,7 @@ fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecor
         generator: None,
         outcome,
         report,
+        metrics,
     }
 }
 
@@ -227,4 +229,49 @@ fn task_error(run: &RunDir, e: crate::worker::TaskError) -> SearchError {
         path: run.path().join(TASKS),
         reason: e.to_string(),
     }
+}
+
+/// Opens the run in `run_dir` to resume it (its recorded configuration wins), or creates it
+/// with `config`.
+fn open_or_create<C>(run_dir: &std::path::Path, config: &C) -> Result<(RunDir, C), SearchError>
+where
+    C: serde::Serialize + serde::de::DeserializeOwned + Clone,
+{
+    if run_dir.join(crate::run::EVENTS).exists() {
+        let run = RunDir::open(run_dir)?;
+        let recorded = run.config()?;
+        Ok((run, recorded))
+    } else {
+        let provenance = crate::run::Provenance::collect("cpu", Vec::new());
+        Ok((
+            RunDir::create(run_dir, config, &provenance)?,
+            config.clone(),
+        ))
+    }
+}
+
+/// `path` made absolute, so that workers anywhere find it.
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, SearchError> {
+    std::path::absolute(path).map_err(|e| SearchError::Run {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The executor of a search's configuration.
+fn executor(
+    kind: ExecutorKind,
+    parallel: usize,
+    slurm: Option<&crate::executor::SlurmConfig>,
+    run_dir: &std::path::Path,
+    local: crate::executor::RunJob,
+) -> Result<Box<dyn Executor>, SearchError> {
+    Ok(match kind {
+        ExecutorKind::Local => Box::new(crate::executor::LocalExecutor::new(parallel, local)),
+        ExecutorKind::Slurm => Box::new(crate::executor::SlurmExecutor::new(
+            run_dir,
+            parallel,
+            slurm.cloned().unwrap_or_default(),
+        )?),
+    })
 }

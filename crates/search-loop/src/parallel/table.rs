@@ -13,10 +13,10 @@ use arch_space::tabular::TabularBenchmark;
 use ncode::NCode;
 use serde::{Deserialize, Serialize};
 
-use super::{run_search, ParallelSearch};
+use super::{absolute, executor, open_or_create, run_search, ParallelSearch};
 use crate::benchmark::{Protocol, Resolved, TabularRun};
-use crate::executor::{Executor, Failure, LocalExecutor, SlurmConfig, SlurmExecutor};
-use crate::run::{OutcomeStatus, Provenance, RunDir};
+use crate::executor::{run_in_process, Executor, Failure, RunJob, SlurmConfig};
+use crate::run::{OutcomeStatus, RunDir};
 use crate::worker::{Job, JobResult, TableJob};
 use crate::{History, SearchContext, SearchError, Strategy};
 
@@ -86,19 +86,9 @@ impl TableSearch {
         stop: Option<&AtomicBool>,
         observe: &mut dyn FnMut(&History),
     ) -> Result<TabularRun, SearchError> {
-        let (mut run, config) = if run_dir.join(crate::run::EVENTS).exists() {
-            let run = RunDir::open(run_dir)?;
-            let config: TableSearch = run.config()?;
-            (run, config)
-        } else {
-            let mut config = self.clone();
-            config.table = std::path::absolute(&self.table).map_err(|e| SearchError::Run {
-                path: self.table.clone(),
-                reason: e.to_string(),
-            })?;
-            let provenance = Provenance::collect("cpu", Vec::new());
-            (RunDir::create(run_dir, &config, &provenance)?, config)
-        };
+        let mut config = self.clone();
+        config.table = absolute(&self.table)?;
+        let (mut run, config) = open_or_create(run_dir, &config)?;
         config.run_in(&mut run, stop, observe)
     }
 
@@ -150,27 +140,20 @@ impl TableSearch {
         run_dir: &Path,
         table: &TabularBenchmark,
     ) -> Result<Box<dyn Executor>, SearchError> {
-        Ok(match self.executor {
-            ExecutorKind::Local => {
-                let table = table.clone();
-                Box::new(LocalExecutor::new(
-                    self.parallel,
-                    Arc::new(move |job: &Job| match job {
-                        Job::Table(lookup) => lookup
-                            .run_on(&table)
-                            .map(JobResult::Table)
-                            .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
-                        other => other
-                            .run()
-                            .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
-                    }),
-                ))
-            }
-            ExecutorKind::Slurm => Box::new(SlurmExecutor::new(
-                run_dir,
-                self.parallel,
-                self.slurm.clone().unwrap_or_default(),
-            )?),
-        })
+        let table = table.clone();
+        let local: RunJob = Arc::new(move |job: &Job| match job {
+            Job::Table(lookup) => lookup
+                .run_on(&table)
+                .map(JobResult::Table)
+                .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
+            other => run_in_process(other),
+        });
+        executor(
+            self.executor,
+            self.parallel,
+            self.slurm.as_ref(),
+            run_dir,
+            local,
+        )
     }
 }

@@ -107,6 +107,25 @@ impl Outcome {
         }
     }
 
+    /// The outcome of an evaluation that reports only a score (a table lookup, an external
+    /// evaluator), with its status and message.
+    pub fn scored(
+        status: OutcomeStatus,
+        score: Option<f64>,
+        message: Option<String>,
+        seconds: f64,
+    ) -> Self {
+        Outcome {
+            status,
+            val_acc: score,
+            test_acc: None,
+            params: None,
+            flops: None,
+            message,
+            seconds,
+        }
+    }
+
     /// The outcome of a trainer report.
     pub fn from_report(report: &Report) -> Self {
         Outcome {
@@ -189,6 +208,9 @@ pub struct EvaluationRecord {
     pub outcome: Outcome,
     /// The trainer's full report (loss curve, throughput, memory), when it trained.
     pub report: Option<Report>,
+    /// The metrics an external evaluator reported besides its score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<serde_json::Value>,
 }
 
 /// The Prompt Improver's diagnosis of one evaluation (`diagnoses/NNNNNN.json`).

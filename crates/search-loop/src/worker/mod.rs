@@ -28,8 +28,11 @@ use crate::closed_loop::TrainerEvaluator;
 use crate::run::write_json;
 use crate::SearchError;
 
+mod command;
 mod table;
 
+pub(crate) use command::shell_quote;
+pub use command::{CommandJob, CommandResult};
 pub use table::{TableJob, TableResult};
 
 /// The directory of task files inside a run directory.
@@ -94,6 +97,8 @@ pub enum Job {
     Train(EvalTask),
     /// Look an architecture up in a table.
     Table(TableJob),
+    /// Run an external evaluator.
+    Command(CommandJob),
 }
 
 /// What a worker writes (`tasks/<id>.result.json`), tagged like its [`Job`].
@@ -104,6 +109,8 @@ pub enum JobResult {
     Train(TaskResult),
     /// A table lookup's result.
     Table(TableResult),
+    /// An external evaluator's result.
+    Command(CommandResult),
 }
 
 /// What a worker writes for a training.
@@ -135,6 +142,9 @@ pub enum TaskError {
     /// A file could not be written.
     #[error(transparent)]
     Write(#[from] SearchError),
+    /// An external evaluator could not be started.
+    #[error("external evaluator: {0}")]
+    Command(String),
     /// A table could not be loaded or read.
     #[error(transparent)]
     Table(arch_space::ArchSpaceError),
@@ -174,6 +184,7 @@ impl Job {
         match self {
             Job::Train(_) => None,
             Job::Table(job) => Some(&job.code),
+            Job::Command(job) => Some(&job.code),
         }
     }
 
@@ -183,6 +194,7 @@ impl Job {
         Ok(match self {
             Job::Train(task) => JobResult::Train(run_task(task)?),
             Job::Table(job) => JobResult::Table(job.run()?),
+            Job::Command(job) => JobResult::Command(job.run()?),
         })
     }
 }
@@ -197,10 +209,9 @@ impl EvalTask {
     pub fn read(run_dir: &Path, id: &str) -> Result<Self, TaskError> {
         match Job::read(run_dir, id)? {
             Job::Train(task) => Ok(task),
-            Job::Table(_) => Err(file_error(
-                &task_path(run_dir, id)?,
-                "a table lookup, not a training",
-            )),
+            Job::Table(_) | Job::Command(_) => {
+                Err(file_error(&task_path(run_dir, id)?, "not a training"))
+            }
         }
     }
 }
@@ -217,9 +228,9 @@ impl TaskResult {
     pub fn read(run_dir: &Path, id: &str) -> Result<Self, TaskError> {
         match JobResult::read(run_dir, id)? {
             JobResult::Train(result) => Ok(result),
-            JobResult::Table(_) => Err(file_error(
+            JobResult::Table(_) | JobResult::Command(_) => Err(file_error(
                 &result_path(run_dir, id)?,
-                "a table lookup's result, not a training's",
+                "not a training's result",
             )),
         }
     }

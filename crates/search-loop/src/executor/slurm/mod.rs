@@ -30,7 +30,7 @@ use queue::{Ending, TaskState};
 use super::{Executor, Failure, Finished};
 use crate::closed_loop::worker_beside_executable;
 use crate::run::{hex, write_atomic, write_json, OutcomeStatus};
-use crate::worker::{result_path, Job, JobResult};
+use crate::worker::{result_path, shell_quote, Job, JobResult};
 use crate::SearchError;
 
 /// The Slurm directory inside a run directory.
@@ -463,9 +463,4 @@ fn read_batches(dir: &Path) -> Result<BTreeMap<String, Batch>, SearchError> {
         }
     }
     Ok(batches)
-}
-
-/// `text` in single quotes for the shell.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
