@@ -18,6 +18,7 @@ fn record(iteration: usize, outcome: Outcome) -> EvaluationRecord {
         outcome,
         report: None,
         metrics: None,
+        cached: false,
     }
 }
 

@@ -117,6 +117,7 @@ fn a_search_over_a_users_space_with_a_users_evaluator() {
         parallel: 3,
         executor: ExecutorKind::Local,
         slurm: None,
+        cache: None,
     };
     let run_dir = dir.path().join("run");
     let history = search.run(&run_dir, None, &mut |_| {}).unwrap();
@@ -139,4 +140,62 @@ fn a_search_over_a_users_space_with_a_users_evaluator() {
         assert_eq!(record.outcome.score(), Some(expected), "{config}");
     }
     assert_eq!(history.best().and_then(|o| o.score), Some(64.0));
+}
+
+#[test]
+fn a_shared_cache_spares_a_second_run_every_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("space.toml");
+    std::fs::write(&path, SPACE).unwrap();
+    let counter = dir.path().join("calls");
+    // Every call leaves a line; the score is the configuration's size.
+    let evaluator = format!(
+        "echo call >> '{}'; echo \"{{\\\"score\\\": $(wc -c < {{config_json}})}}\"",
+        counter.display()
+    );
+    let search = SpaceSearch {
+        space: load_space(path.to_str().unwrap()).unwrap(),
+        strategy: "rea".into(),
+        seed: 4,
+        budget: 8,
+        evaluator,
+        timeout_seconds: None,
+        parallel: 2,
+        executor: ExecutorKind::Local,
+        slurm: None,
+        cache: Some(dir.path().join("cache")),
+    };
+    let calls = || std::fs::read_to_string(&counter).unwrap().lines().count();
+    let first = search
+        .run(&dir.path().join("a"), None, &mut |_| {})
+        .unwrap();
+    assert_eq!(calls(), 8);
+    // The same search again, in a new run directory: every candidate comes from the cache.
+    let second = search
+        .run(&dir.path().join("b"), None, &mut |_| {})
+        .unwrap();
+    assert_eq!(calls(), 8, "nothing evaluated twice");
+    let scores = |h: &search_loop::History| {
+        let mut s: Vec<String> = h
+            .observations()
+            .iter()
+            .map(|o| format!("{:?}{:?}", o.code, o.score))
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(scores(&first), scores(&second));
+    let records = RunDir::read(&dir.path().join("b"))
+        .unwrap()
+        .evaluations()
+        .unwrap();
+    assert!(records.iter().all(|r| r.cached), "{records:?}");
+    // A different evaluator is a different key.
+    let other = SpaceSearch {
+        evaluator: format!("{} # v2", search.evaluator),
+        budget: 2,
+        ..search.clone()
+    };
+    other.run(&dir.path().join("c"), None, &mut |_| {}).unwrap();
+    assert_eq!(calls(), 10);
 }

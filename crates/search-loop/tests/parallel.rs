@@ -101,6 +101,7 @@ fn slots_stay_full_bounded_and_distinct() {
         job: &job,
         poll: Duration::from_millis(100),
         stop: None,
+        cache: None,
     };
     for strategy in [Strategy::Rea, Strategy::Local, Strategy::RankRandom] {
         let dir = tempfile::tempdir().unwrap();

@@ -87,6 +87,7 @@ fn trained(
         outcome: Outcome::from_report(&report),
         report: Some(report),
         metrics: None,
+        cached: false,
     }
 }
 
@@ -104,6 +105,7 @@ fn failed(iteration: usize, status: OutcomeStatus) -> EvaluationRecord {
         ),
         report: None,
         metrics: None,
+        cached: false,
     }
 }
 

@@ -52,6 +52,10 @@ pub struct SearchArgs {
     /// The evaluator's time limit per candidate, in seconds.
     #[arg(long, requires = "evaluator")]
     timeout: Option<f64>,
+    /// Evaluation cache shared across runs: candidates evaluated before (same configuration and
+    /// command) are not evaluated again.
+    #[arg(long, requires = "evaluator")]
+    cache: Option<PathBuf>,
     /// Where evaluations run and where the run is recorded.
     #[command(flatten)]
     execution: ExecutorArgs,
@@ -83,6 +87,7 @@ pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
             parallel: args.execution.parallel,
             executor: args.execution.executor,
             slurm: args.execution.slurm()?,
+            cache: args.cache.clone(),
         }),
         _ => None,
     };

@@ -70,6 +70,7 @@ mod tests {
             outcome,
             report: None,
             metrics: None,
+            cached: false,
         }
     }
 

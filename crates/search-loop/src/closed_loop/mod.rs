@@ -437,6 +437,7 @@ impl LoopState<'_, '_> {
             outcome: Outcome::failure(OutcomeStatus::LlmError, "the model returned an empty reply"),
             report: None,
             metrics: None,
+            cached: false,
         };
         let reply = match reply {
             Some(reply) if !reply.trim().is_empty() => reply,

@@ -24,7 +24,7 @@ use ncode::NCode;
 
 use crate::executor::{Executor, Failure, Finished};
 use crate::run::{unix_time, EvaluationRecord, Event, Outcome, OutcomeStatus, RunDir};
-use crate::worker::{result_path, task_ids, Job, JobResult, TASKS};
+use crate::worker::{result_path, task_ids, EvalCache, Job, JobResult, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
 pub use space::{candidate_config, load_space, SpaceSearch};
@@ -45,6 +45,9 @@ pub struct ParallelSearch<'a> {
     pub poll: Duration,
     /// Set (e.g. by a Ctrl-C handler) to cancel the jobs in flight and return.
     pub stop: Option<&'a AtomicBool>,
+    /// Results of earlier runs: a job found there is not run again, and successful results are
+    /// stored there.
+    pub cache: Option<&'a EvalCache>,
 }
 
 /// Runs (or resumes) a search in `run` until `budget` evaluations finished, the space ran dry
@@ -79,18 +82,18 @@ pub fn run_search(
             let result = JobResult::read(run.path(), &name)
                 .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()));
             let finished = Finished { id: name, result };
-            finish(run, ctx, &mut history, id, code, finished)?;
+            finish(run, search, &mut history, (id, code, job), finished, false)?;
             continue;
         }
         history.begin(code.clone());
-        in_flight.insert(name.clone(), (id, code));
         executor.adopt(&name, &job)?;
+        in_flight.insert(name, (id, code, job));
     }
     let mut exhausted = false;
     let reason = loop {
         if search.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
             executor.cancel()?;
-            for &(id, _) in in_flight.values() {
+            for &(id, ..) in in_flight.values() {
                 run.write_text(&format!("{TASKS}/{}", cancel_mark(id)), "")?;
             }
             break "interrupted";
@@ -103,13 +106,22 @@ pub fn run_search(
             match searcher.propose_batch(ctx, &mut history, free) {
                 Ok(codes) => {
                     for code in codes {
-                        let name = task_name(next_id);
+                        let (id, name) = (next_id, task_name(next_id));
+                        next_id += 1;
                         let job = (search.job)(&code);
                         job.write(run.path(), &name)
                             .map_err(|e| task_error(run, e))?;
+                        if let Some(result) = search.cache.and_then(|c| c.get(&job)) {
+                            let finished = Finished {
+                                id: name,
+                                result: Ok(result),
+                            };
+                            finish(run, search, &mut history, (id, code, job), finished, true)?;
+                            observe(&history);
+                            continue;
+                        }
                         executor.submit(&name, &job)?;
-                        in_flight.insert(name, (next_id, code));
-                        next_id += 1;
+                        in_flight.insert(name, (id, code, job));
                     }
                 }
                 Err(SearchError::Exhausted { .. }) => exhausted = true,
@@ -117,13 +129,20 @@ pub fn run_search(
             }
         }
         if in_flight.is_empty() {
-            break if exhausted { "exhausted" } else { "budget" };
+            if exhausted {
+                break "exhausted";
+            }
+            if history.len() >= search.budget {
+                break "budget";
+            }
+            // Every proposal of the round came from the cache: propose again.
+            continue;
         }
         for finished in executor.wait(search.poll)? {
-            let Some((id, code)) = in_flight.remove(&finished.id) else {
+            let Some(proposal) = in_flight.remove(&finished.id) else {
                 continue;
             };
-            finish(run, ctx, &mut history, id, code, finished)?;
+            finish(run, search, &mut history, proposal, finished, false)?;
             observe(&history);
         }
     };
@@ -135,16 +154,21 @@ pub fn run_search(
     Ok(history)
 }
 
-/// Records a finished job and adds it to the history.
+/// Records a finished job (from the executor, or from the cache when `cached`), stores a
+/// successful result in the cache, and adds it to the history.
 fn finish(
     run: &mut RunDir,
-    ctx: &SearchContext<'_>,
+    search: &ParallelSearch<'_>,
     history: &mut History,
-    id: usize,
-    code: NCode,
+    (id, code, job): (usize, NCode, Job),
     finished: Finished,
+    cached: bool,
 ) -> Result<(), SearchError> {
-    let record = record(id, ctx.space.format(&code), finished);
+    if let (Some(cache), Ok(result), false) = (search.cache, &finished.result, cached) {
+        cache.put(&job, result)?;
+    }
+    let mut record = record(id, search.ctx.space.format(&code), finished);
+    record.cached = cached;
     run.save_evaluation(&record)?;
     history.push(Observation {
         code,
@@ -213,6 +237,7 @@ fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecor
         outcome,
         report,
         metrics,
+        cached: false,
     }
 }
 

@@ -2,7 +2,7 @@
 //! CMD`): a user's space (TOML or JSON, or a built-in one) and a user's training script, locally
 //! or on Slurm.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{executor, open_or_create, run_search, ExecutorKind, ParallelSearch};
 use crate::executor::{run_in_process, SlurmConfig};
-use crate::worker::{CommandJob, Job};
+use crate::worker::{CommandJob, EvalCache, Job};
 use crate::{History, SearchContext, SearchError, Strategy};
 
 /// One search over a space with an external evaluator, as recorded in `config.json`.
@@ -36,6 +36,9 @@ pub struct SpaceSearch {
     pub executor: ExecutorKind,
     /// Slurm's settings (with [`ExecutorKind::Slurm`]).
     pub slurm: Option<SlurmConfig>,
+    /// The evaluation cache's directory, shared across runs ([`EvalCache`]).
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
 }
 
 /// A space named on the command line: `nb201` (NAS-Bench-201's cell space), or a file, TOML or
@@ -106,12 +109,14 @@ impl SpaceSearch {
             Arc::new(run_in_process),
         )?;
         let task = format!("the search space `{}`", config.space.name());
+        let cache = config.cache.as_ref().map(EvalCache::new);
         let search = ParallelSearch {
             ctx: SearchContext::unconstrained(&config.space, &task),
             budget: config.budget,
             job: &job,
             poll: Duration::from_millis(500),
             stop,
+            cache: cache.as_ref(),
         };
         run_search(
             &mut run,

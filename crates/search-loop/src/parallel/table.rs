@@ -122,6 +122,8 @@ impl TableSearch {
             job: &job,
             poll: Duration::from_millis(500),
             stop,
+            // Lookups cost less than the cache.
+            cache: None,
         };
         let history = run_search(run, &search, searcher.as_mut(), executor.as_mut(), observe)?;
         let evaluations = history.len();

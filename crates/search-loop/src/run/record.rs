@@ -211,6 +211,9 @@ pub struct EvaluationRecord {
     /// The metrics an external evaluator reported besides its score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Value>,
+    /// Whether the result came from the evaluation cache instead of a new evaluation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// The Prompt Improver's diagnosis of one evaluation (`diagnoses/NNNNNN.json`).

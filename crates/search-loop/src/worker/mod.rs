@@ -28,9 +28,11 @@ use crate::closed_loop::TrainerEvaluator;
 use crate::run::write_json;
 use crate::SearchError;
 
+mod cache;
 mod command;
 mod table;
 
+pub use cache::EvalCache;
 pub(crate) use command::shell_quote;
 pub use command::{CommandJob, CommandResult};
 pub use table::{TableJob, TableResult};
