@@ -65,6 +65,7 @@ fn nas_eval_trains_a_task_as_in_process_training_does() {
     let task = EvalTask {
         architecture: TINY.into(),
         setup: setup(&data, quick()),
+        export: None,
     };
     task.write(&run, "t-1").unwrap();
 

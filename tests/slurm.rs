@@ -340,6 +340,7 @@ fn real_trainings_as_slurm_jobs() {
         let task = EvalTask {
             architecture: arch.to_string(),
             setup: setup.clone(),
+            export: None,
         };
         submit(&mut executor, &run, &format!("{i:06}"), &Job::Train(task));
     }

@@ -38,6 +38,7 @@ pub mod executor;
 mod history;
 pub mod parallel;
 pub mod report;
+pub mod retrain;
 pub mod run;
 mod searcher;
 pub mod strategies;

@@ -5,6 +5,8 @@
 //! nas summary runs/2026-11-24T05-40-00    # finished, valid, failures, best, stop reason (JSON)
 //! nas eval --run-dir runs/2026-11-24T05-40-00 --task 000003 [--memory-limit BYTES]
 //! nas search --strategy rea --budget 100 --parallel 4 --executor slurm --run-dir /shared/runs/rea0
+//! nas retrain runs/2026-11-24T05-40-00 --top 5 --epochs 200 --seeds 3
+//! nas export runs/2026-11-24T05-40-00 --arch best --format all --out model/
 //! nas grammar                             # the architecture language as a Lark grammar
 //! nas grammar --generation --input 3x32x32 --classes 10   # the Code Generator's grammar
 //! ```
@@ -21,6 +23,7 @@
 //! evaluations in flight, locally or as Slurm jobs, recorded in a resumable run directory
 //! (`--resume DIR`; see `docs/SCALE_OUT.md`).
 
+mod retrain;
 mod search;
 
 use std::error::Error;
@@ -33,6 +36,7 @@ use nas_rs::arch_space::lang::{generation_grammar, language_grammar, InputSpec};
 use nas_rs::search_loop::report::{summarize, write_report};
 use nas_rs::search_loop::run::RunDir;
 use nas_rs::search_loop::worker::{limit_address_space, work};
+use retrain::{run_export, run_retrain, ExportArgs, RetrainArgs};
 use search::{search, SearchArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -73,6 +77,12 @@ enum Command {
     /// Search a tabular benchmark with N evaluations in flight, locally or on Slurm, in a
     /// resumable run directory; prints the result as JSON.
     Search(Box<SearchArgs>),
+    /// Retrain a run's best distinct architectures with a full recipe over several seeds;
+    /// prints validation and test accuracy (mean +- std), parameters, FLOPs, time and the rank
+    /// correlation with the search's proxy accuracy, and writes retrain/summary.json.
+    Retrain(Box<RetrainArgs>),
+    /// Copy a retrained network for PyTorch (model.py, model.safetensors, architecture.arch).
+    Export(ExportArgs),
     /// Print the architecture language's grammar in llguidance's Lark dialect: the whole
     /// language, or with `--generation` the grammar the closed loop's Code Generator answers in.
     Grammar {
@@ -156,6 +166,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             println!("{}", work(&run_dir, &task)?.display());
         }
         Command::Search(args) => search(*args)?,
+        Command::Retrain(args) => run_retrain(*args)?,
+        Command::Export(args) => run_export(args)?,
         Command::Grammar {
             generation,
             input,

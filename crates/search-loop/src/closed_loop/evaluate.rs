@@ -3,7 +3,10 @@
 use arch_space::lang::{InputSpec, Module};
 use candle_core::Device;
 use trainer::data::ImageSet;
-use trainer::train::{input_spec, train_module, train_text, Report, Splits, TrainConfig};
+use trainer::model::Network;
+use trainer::train::{
+    input_spec, train_module, train_text, train_text_network, Report, Splits, TrainConfig,
+};
 
 use crate::run::Outcome;
 use crate::worker::{EvalSetup, TaskError};
@@ -71,6 +74,11 @@ impl TrainerEvaluator {
     /// Parses architecture text and trains it (a parse error is a report with that status).
     pub fn train_text(&self, text: &str) -> Report {
         train_text(text, self.splits(), &self.config, &self.device)
+    }
+
+    /// [`TrainerEvaluator::train_text`], also returning the trained network.
+    pub fn train_text_network(&self, text: &str) -> (Report, Option<Network>) {
+        train_text_network(text, self.splits(), &self.config, &self.device)
     }
 }
 

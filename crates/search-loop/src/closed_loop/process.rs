@@ -182,6 +182,7 @@ impl Evaluator for ProcessEvaluator {
         let task = EvalTask {
             architecture: to_text(module),
             setup: self.setup.clone(),
+            export: None,
         };
         if let Err(e) = task.write(&self.run_dir, &id) {
             return crash(&format!("cannot write the task: {e}"));

@@ -18,7 +18,12 @@
 mod local;
 pub mod slurm;
 
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 pub use local::{run_in_process, LocalExecutor, RunJob};
 pub use slurm::{SlurmConfig, SlurmExecutor};
@@ -83,4 +88,57 @@ pub trait Executor {
 
     /// Cancels every job in flight (Ctrl-C); they will not be reported. Returns how many.
     fn cancel(&mut self) -> Result<usize, SearchError>;
+}
+
+/// Where evaluations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Threads of the driver's process ([`LocalExecutor`]).
+    Local,
+    /// Jobs on a Slurm cluster ([`SlurmExecutor`]).
+    Slurm,
+}
+
+impl FromStr for ExecutorKind {
+    type Err = SearchError;
+    fn from_str(s: &str) -> Result<Self, SearchError> {
+        match s {
+            "local" => Ok(ExecutorKind::Local),
+            "slurm" => Ok(ExecutorKind::Slurm),
+            other => Err(SearchError::Invalid {
+                what: "executor",
+                text: other.to_string(),
+                expected: "local or slurm",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        })
+    }
+}
+
+/// The executor of a configuration: `local` runs `local` on threads, `slurm` submits jobs for
+/// the run in `run_dir` with `slurm`'s settings (the defaults when `None`).
+pub fn build(
+    kind: ExecutorKind,
+    slots: usize,
+    slurm: Option<&SlurmConfig>,
+    run_dir: &Path,
+    local: RunJob,
+) -> Result<Box<dyn Executor>, SearchError> {
+    Ok(match kind {
+        ExecutorKind::Local => Box::new(LocalExecutor::new(slots, local)),
+        ExecutorKind::Slurm => Box::new(SlurmExecutor::new(
+            run_dir,
+            slots,
+            slurm.cloned().unwrap_or_default(),
+        )?),
+    })
 }

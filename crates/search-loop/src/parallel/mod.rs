@@ -27,8 +27,9 @@ use crate::run::{unix_time, EvaluationRecord, Event, Outcome, OutcomeStatus, Run
 use crate::worker::{result_path, task_ids, EvalCache, Job, JobResult, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
+pub use crate::executor::ExecutorKind;
 pub use space::{candidate_config, load_space, SpaceSearch};
-pub use table::{ExecutorKind, TableSearch};
+pub use table::TableSearch;
 
 /// A job of the run that the user cancelled (Ctrl-C): never adopted on resume.
 const CANCELLED: &str = "cancelled";
@@ -280,23 +281,5 @@ fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, SearchError> {
     std::path::absolute(path).map_err(|e| SearchError::Run {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
-}
-
-/// The executor of a search's configuration.
-fn executor(
-    kind: ExecutorKind,
-    parallel: usize,
-    slurm: Option<&crate::executor::SlurmConfig>,
-    run_dir: &std::path::Path,
-    local: crate::executor::RunJob,
-) -> Result<Box<dyn Executor>, SearchError> {
-    Ok(match kind {
-        ExecutorKind::Local => Box::new(crate::executor::LocalExecutor::new(parallel, local)),
-        ExecutorKind::Slurm => Box::new(crate::executor::SlurmExecutor::new(
-            run_dir,
-            parallel,
-            slurm.cloned().unwrap_or_default(),
-        )?),
     })
 }

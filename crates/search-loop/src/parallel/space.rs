@@ -10,8 +10,8 @@ use std::time::Duration;
 use ncode::{NCode, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use super::{executor, open_or_create, run_search, ExecutorKind, ParallelSearch};
-use crate::executor::{run_in_process, SlurmConfig};
+use super::{open_or_create, run_search, ParallelSearch};
+use crate::executor::{build, run_in_process, ExecutorKind, SlurmConfig};
 use crate::worker::{CommandJob, EvalCache, Job};
 use crate::{History, SearchContext, SearchError, Strategy};
 
@@ -101,7 +101,7 @@ impl SpaceSearch {
                 timeout_seconds: config.timeout_seconds,
             })
         };
-        let mut executor = executor(
+        let mut executor = build(
             config.executor,
             config.parallel,
             config.slurm.as_ref(),

@@ -2,9 +2,7 @@
 //! N lookups in flight, locally or as Slurm jobs (`nas search --table`, `nb201_search
 //! --executor`).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,46 +11,14 @@ use arch_space::tabular::TabularBenchmark;
 use ncode::NCode;
 use serde::{Deserialize, Serialize};
 
-use super::{absolute, executor, open_or_create, run_search, ParallelSearch};
+use super::{absolute, open_or_create, run_search, ParallelSearch};
 use crate::benchmark::{Protocol, Resolved, TabularRun};
-use crate::executor::{run_in_process, Executor, Failure, RunJob, SlurmConfig};
+use crate::executor::{
+    build, run_in_process, Executor, ExecutorKind, Failure, RunJob, SlurmConfig,
+};
 use crate::run::{OutcomeStatus, RunDir};
 use crate::worker::{Job, JobResult, TableJob};
 use crate::{History, SearchContext, SearchError, Strategy};
-
-/// Where evaluations run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecutorKind {
-    /// Threads of the driver's process ([`LocalExecutor`]).
-    Local,
-    /// Jobs on a Slurm cluster ([`SlurmExecutor`]).
-    Slurm,
-}
-
-impl FromStr for ExecutorKind {
-    type Err = SearchError;
-    fn from_str(s: &str) -> Result<Self, SearchError> {
-        match s {
-            "local" => Ok(ExecutorKind::Local),
-            "slurm" => Ok(ExecutorKind::Slurm),
-            other => Err(SearchError::Invalid {
-                what: "executor",
-                text: other.to_string(),
-                expected: "local or slurm",
-            }),
-        }
-    }
-}
-
-impl fmt::Display for ExecutorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ExecutorKind::Local => "local",
-            ExecutorKind::Slurm => "slurm",
-        })
-    }
-}
 
 /// One search on a table, as recorded in its run directory's `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,7 +116,7 @@ impl TableSearch {
                 .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
             other => run_in_process(other),
         });
-        executor(
+        build(
             self.executor,
             self.parallel,
             self.slurm.as_ref(),

@@ -89,6 +89,10 @@ pub struct EvalTask {
     /// Data, training and device.
     #[serde(flatten)]
     pub setup: EvalSetup,
+    /// Write the trained network here for PyTorch (`model.safetensors`, `model.py`,
+    /// `architecture.arch`) when training succeeds (retraining does; searches do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<PathBuf>,
 }
 
 /// One evaluation as a file (`tasks/<id>.json`), tagged by its `kind`.
@@ -282,8 +286,18 @@ pub fn run_task(task: &EvalTask) -> Result<TaskResult, TaskError> {
     let started = Instant::now();
     let evaluator = TrainerEvaluator::load(&task.setup)?;
     let load_seconds = started.elapsed().as_secs_f64();
+    let report = match &task.export {
+        None => evaluator.train_text(&task.architecture),
+        Some(dir) => {
+            let (report, network) = evaluator.train_text_network(&task.architecture);
+            if let Some(network) = network.filter(|_| report.status == trainer::train::Status::Ok) {
+                trainer::export::export(&network, dir, trainer::export::Format::All)?;
+            }
+            report
+        }
+    };
     Ok(TaskResult {
-        report: evaluator.train_text(&task.architecture),
+        report,
         load_seconds,
     })
 }
