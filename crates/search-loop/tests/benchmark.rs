@@ -120,7 +120,7 @@ fn compare_all_strategies() {
     assert_eq!(cmp.optimum_code, "333132");
     assert_eq!(cmp.seeds, seeds);
     let names: Vec<&str> = cmp.results.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["random", "rea", "local", "rank-random"]);
+    assert_eq!(names, ["random", "rea", "local", "tpe", "rank-random"]);
     for (name, per_budget) in &cmp.results {
         assert_eq!(
             per_budget.keys().copied().collect::<Vec<_>>(),
@@ -467,4 +467,22 @@ fn an_observed_run_sees_every_evaluation_and_equals_the_plain_run() {
         plain.history.observations()
     );
     assert_eq!(observed.reported, plain.reported);
+}
+
+#[test]
+fn tpe_finds_better_cells_than_random_search_on_average() {
+    let table = table();
+    let protocol = Protocol::nas_bench_201("c10", Signal::Val, 100);
+    let mean_best = |strategy: Strategy| {
+        let total: f64 = (0..20)
+            .map(|seed| {
+                let mut searcher = strategy.build(seed).unwrap();
+                let run = run_on_table(&table, &protocol, searcher.as_mut(), "nb201").unwrap();
+                run.history.best().and_then(|o| o.score).unwrap()
+            })
+            .sum();
+        total / 20.0
+    };
+    let (tpe, random) = (mean_best(Strategy::Tpe), mean_best(Strategy::Random));
+    assert!(tpe > random, "tpe {tpe:.3} vs random {random:.3}");
 }

@@ -143,7 +143,7 @@ fn built_searchers_carry_their_strategy_name() {
         assert_eq!(strategy.to_string(), strategy.name());
     }
     assert_eq!(
-        Strategy::parse_list(" random, rea,,local ,rank-random").unwrap(),
+        Strategy::parse_list(" random, rea,,local ,tpe,rank-random").unwrap(),
         Strategy::ALL.to_vec()
     );
     let err = Strategy::parse_list("random,bogus").unwrap_err();

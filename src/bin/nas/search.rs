@@ -22,7 +22,7 @@ pub struct SearchArgs {
     /// Dataset column prefix (`c10`, `c100`, `in16`) or alias (`cifar10`, ...).
     #[arg(long, default_value = "cifar10")]
     dataset: String,
-    /// The strategy: random, rea, local, rank-random, rank-llm[:MODEL], rank-llm-chrono[:MODEL].
+    /// The strategy: random, rea, local, tpe, rank-random, rank-llm[:MODEL], rank-llm-chrono[:MODEL].
     #[arg(long, default_value = "rea")]
     strategy: Strategy,
     /// The searcher's seed.
