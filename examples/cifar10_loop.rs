@@ -38,12 +38,12 @@ use nas_rs::arch_space::lang::Budget;
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::{
-    run_closed_loop, worker_beside_executable, Evaluator, LoopConfig, ProcessEvaluator, Progress,
-    Roles, Summary, TrainerEvaluator, WorkerOptions,
+    run_closed_loop, worker_beside_executable, CachedEvaluator, Evaluator, LoopConfig,
+    ProcessEvaluator, Progress, Roles, Summary, TrainerEvaluator, WorkerOptions,
 };
 use nas_rs::search_loop::report::write_report;
 use nas_rs::search_loop::run::{ModelProvenance, Provenance, RunDir};
-use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
+use nas_rs::search_loop::worker::{DataSpec, EvalCache, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +126,10 @@ struct Args {
     /// grammar and the diagnosis schema.
     #[arg(long)]
     unconstrained: bool,
+    /// Evaluation cache shared across runs: an architecture trained before with the same data,
+    /// recipe and seed is not trained again.
+    #[arg(long)]
+    cache: Option<PathBuf>,
 }
 
 /// Everything a run needs to be resumed (`config.json`).
@@ -203,8 +207,18 @@ fn evaluator(
         splits.val.len(),
         splits.test.map_or(0, |t| t.len())
     );
+    let cached = |evaluator: Box<dyn Evaluator>| -> Box<dyn Evaluator> {
+        match &args.cache {
+            Some(dir) => Box::new(CachedEvaluator::new(
+                evaluator,
+                EvalCache::new(dir),
+                setup.clone(),
+            )),
+            None => evaluator,
+        }
+    };
     if !args.isolate {
-        return Ok(Box::new(trainer));
+        return Ok(cached(Box::new(trainer)));
     }
     let program = args
         .worker
@@ -227,12 +241,12 @@ fn evaluator(
         timeout: Some(Duration::try_from_secs_f64(kill_after)?),
         memory_limit: args.memory_limit,
     };
-    Ok(Box::new(ProcessEvaluator::new(
+    Ok(cached(Box::new(ProcessEvaluator::new(
         setup.clone(),
         trainer.input(),
         run_dir,
         options,
-    )))
+    ))))
 }
 
 /// A new run directory with the configuration and provenance of this invocation.

@@ -11,10 +11,10 @@ mod common;
 use common::{nas, text, write_cifar10, TempDir};
 use nas_rs::arch_space::lang::{parse, Module};
 use nas_rs::search_loop::closed_loop::{
-    Evaluator, ProcessEvaluator, TrainerEvaluator, WorkerOptions,
+    CachedEvaluator, Evaluator, ProcessEvaluator, TrainerEvaluator, WorkerOptions,
 };
 use nas_rs::search_loop::run::OutcomeStatus;
-use nas_rs::search_loop::worker::{run_task, DataSpec, EvalSetup, EvalTask, TaskResult};
+use nas_rs::search_loop::worker::{run_task, DataSpec, EvalCache, EvalSetup, EvalTask, TaskResult};
 use nas_rs::trainer::train::{Status, TrainConfig};
 
 const NAS: &str = env!("CARGO_BIN_EXE_nas");
@@ -225,4 +225,62 @@ fn an_unreadable_task_is_a_clear_error() {
         assert!(output.stdout.is_empty());
     }
     assert!(!tmp.path().join("tasks/bad.result.json").exists());
+}
+
+/// Counts the trainings of the evaluator it wraps.
+struct Counting<E> {
+    inner: E,
+    trainings: usize,
+}
+
+impl<E: Evaluator> Evaluator for Counting<E> {
+    fn input(&self) -> nas_rs::arch_space::lang::InputSpec {
+        self.inner.input()
+    }
+
+    fn evaluate(
+        &mut self,
+        module: &Module,
+    ) -> (
+        nas_rs::search_loop::run::Outcome,
+        Option<nas_rs::trainer::train::Report>,
+    ) {
+        self.trainings += 1;
+        self.inner.evaluate(module)
+    }
+}
+
+#[test]
+fn the_evaluation_cache_spares_a_second_training_of_the_same_recipe() {
+    let tmp = TempDir::new("cache");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let cache = EvalCache::new(tmp.path().join("cache"));
+    let evaluator = |seed: u64| {
+        let mut training = quick();
+        training.seed = seed;
+        let setup = setup(&data, training);
+        let counting = Counting {
+            inner: TrainerEvaluator::load(&setup).unwrap(),
+            trainings: 0,
+        };
+        CachedEvaluator::new(counting, cache.clone(), setup)
+    };
+    let mut first = evaluator(0);
+    let module = checked(&first, TINY);
+    let (trained, report) = first.evaluate(&module);
+    assert_eq!(trained.status, OutcomeStatus::Ok);
+    // Another run with the same recipe: the report comes from the cache, nothing trains.
+    let mut second = evaluator(0);
+    let (cached, cached_report) = second.evaluate(&module);
+    assert_eq!(cached, trained);
+    let (cached_report, report) = (cached_report.unwrap(), report.unwrap());
+    assert_eq!(
+        (cached_report.val_acc, cached_report.steps, cached_report.seconds),
+        (report.val_acc, report.steps, report.seconds)
+    );
+    assert_eq!(second.inner().trainings, 0);
+    // Another seed is another key.
+    let mut third = evaluator(1);
+    third.evaluate(&module);
+    assert_eq!(third.inner().trainings, 1);
 }

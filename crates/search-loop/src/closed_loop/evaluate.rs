@@ -1,6 +1,6 @@
 //! Evaluators: what turns a checked architecture into an [`Outcome`].
 
-use arch_space::lang::{InputSpec, Module};
+use arch_space::lang::{to_text, InputSpec, Module};
 use candle_core::Device;
 use trainer::data::ImageSet;
 use trainer::model::Network;
@@ -9,7 +9,7 @@ use trainer::train::{
 };
 
 use crate::run::Outcome;
-use crate::worker::{EvalSetup, TaskError};
+use crate::worker::{EvalCache, EvalSetup, EvalTask, Job, JobResult, TaskError, TaskResult};
 
 /// Trains (or otherwise scores) architectures for the closed loop.
 pub trait Evaluator {
@@ -92,5 +92,73 @@ impl Evaluator for TrainerEvaluator {
         // an accelerator's memory is free for the language model between candidates.
         let report = train_module(module, self.splits(), &self.config, &self.device);
         (Outcome::from_report(&report), Some(report))
+    }
+}
+
+/// Any evaluator behind the shared evaluation cache ([`EvalCache`]): an architecture trained
+/// before with the same data, recipe (seed included) and device is not trained again; its report
+/// comes from the cache.
+pub struct CachedEvaluator<E> {
+    inner: E,
+    cache: EvalCache,
+    setup: EvalSetup,
+}
+
+impl<E: Evaluator> CachedEvaluator<E> {
+    /// `inner` behind `cache`; `setup` is what `inner` trains with (part of every key).
+    pub fn new(inner: E, cache: EvalCache, setup: EvalSetup) -> Self {
+        CachedEvaluator {
+            inner,
+            cache,
+            setup,
+        }
+    }
+
+    /// The evaluator behind the cache.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
+    fn job(&self, module: &Module) -> Job {
+        Job::Train(EvalTask {
+            architecture: to_text(module),
+            setup: self.setup.clone(),
+            export: None,
+        })
+    }
+}
+
+impl<E: Evaluator> Evaluator for CachedEvaluator<E> {
+    fn input(&self) -> InputSpec {
+        self.inner.input()
+    }
+
+    fn evaluate(&mut self, module: &Module) -> (Outcome, Option<Report>) {
+        let job = self.job(module);
+        if let Some(JobResult::Train(cached)) = self.cache.get(&job) {
+            tracing::info!("from the evaluation cache");
+            return (Outcome::from_report(&cached.report), Some(cached.report));
+        }
+        let (outcome, report) = self.inner.evaluate(module);
+        if let Some(report) = &report {
+            let result = JobResult::Train(TaskResult {
+                report: report.clone(),
+                load_seconds: 0.0,
+            });
+            if let Err(e) = self.cache.put(&job, &result) {
+                tracing::warn!("the evaluation cache is not writable: {e}");
+            }
+        }
+        (outcome, report)
+    }
+}
+
+impl<E: Evaluator + ?Sized> Evaluator for Box<E> {
+    fn input(&self) -> InputSpec {
+        (**self).input()
+    }
+
+    fn evaluate(&mut self, module: &Module) -> (Outcome, Option<Report>) {
+        (**self).evaluate(module)
     }
 }

@@ -34,7 +34,7 @@ use llm_local::{Constraint, LanguageModel, Sampling};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use evaluate::{Evaluator, TrainerEvaluator};
+pub use evaluate::{CachedEvaluator, Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
 pub(crate) use process::{out_of_memory, read_end, tail, wait};
 pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
