@@ -275,7 +275,11 @@ fn the_evaluation_cache_spares_a_second_training_of_the_same_recipe() {
     assert_eq!(cached, trained);
     let (cached_report, report) = (cached_report.unwrap(), report.unwrap());
     assert_eq!(
-        (cached_report.val_acc, cached_report.steps, cached_report.seconds),
+        (
+            cached_report.val_acc,
+            cached_report.steps,
+            cached_report.seconds
+        ),
         (report.val_acc, report.steps, report.seconds)
     );
     assert_eq!(second.inner().trainings, 0);
