@@ -50,3 +50,10 @@ for budget in 100 1000 5000; do
     per=$(awk -v c="$cpu" -v b="$budget" 'BEGIN {printf "%.2f", 1000 * c / b}')
     echo "| $budget | $wall | $cpu | $per |"
 done
+echo
+echo "| evaluations (Slurm, instant) | in flight | wall (s) | driver CPU (s) |"
+echo "|---|---|---|---|"
+for parallel in 10 100; do
+    read -r wall cpu < <(search slurm "$parallel" 100 0)
+    echo "| 100 | $parallel | $wall | $cpu |"
+done
