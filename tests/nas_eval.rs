@@ -3,18 +3,18 @@
 //! other end of a worker (out of memory, killed at its time limit, crashed, an unreadable task)
 //! an outcome or a clear error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{nas, text, write_cifar10, TempDir};
+use common::{nas, quick, setup, text, write_cifar10, TempDir};
 use nas_rs::arch_space::lang::{parse, Module};
 use nas_rs::search_loop::closed_loop::{
     CachedEvaluator, Evaluator, ProcessEvaluator, TrainerEvaluator, WorkerOptions,
 };
 use nas_rs::search_loop::run::OutcomeStatus;
-use nas_rs::search_loop::worker::{run_task, DataSpec, EvalCache, EvalSetup, EvalTask, TaskResult};
+use nas_rs::search_loop::worker::{run_task, EvalCache, EvalTask, TaskResult};
 use nas_rs::trainer::train::{Status, TrainConfig};
 
 const NAS: &str = env!("CARGO_BIN_EXE_nas");
@@ -27,29 +27,6 @@ const TINY: &str = "Sequential(Conv2d(3, 4, 3, padding=1), ReLU(), AdaptiveAvgPo
 const WIDE: &str =
     "Sequential(Conv2d(3, 256, 3, padding=1), ReLU(), Conv2d(256, 256, 3, padding=1), \
                     ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(256, 10))";
-
-/// The setup of every test: 32 training and 8 validation images of `data`, on the CPU.
-fn setup(data: &Path, training: TrainConfig) -> EvalSetup {
-    EvalSetup {
-        data: DataSpec {
-            path: data.to_path_buf(),
-            dataset: None,
-            val_size: Some(8),
-            limit_train: None,
-            seed: 0,
-        },
-        training,
-        device: "cpu".into(),
-    }
-}
-
-fn quick() -> TrainConfig {
-    TrainConfig {
-        batch_size: 8,
-        augment: false,
-        ..TrainConfig::proxy()
-    }
-}
 
 /// `text` checked for CIFAR-10's input, lazy widths resolved (what the loop evaluates).
 fn checked(evaluator: &dyn Evaluator, text: &str) -> Module {

@@ -5,10 +5,9 @@ use std::path::Path;
 
 mod common;
 
-use common::{nas, text, write_cifar10, TempDir};
+use common::{nas, setup, text, write_cifar10, TempDir};
 use nas_rs::search_loop::retrain::RetrainSummary;
 use nas_rs::search_loop::run::{EvaluationRecord, Outcome, OutcomeStatus, Provenance, RunDir};
-use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 
 const SMALL: &str = "Sequential(Conv2d(3, 4, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), \
@@ -37,17 +36,7 @@ fn record(iteration: usize, canonical: &str, hash: &str, score: Option<f64>) -> 
 /// A closed-loop-like run: its setup in config.json, four evaluations (one a duplicate of a
 /// better one, one failed).
 fn search_run(dir: &Path, data: &Path) {
-    let setup = EvalSetup {
-        data: DataSpec {
-            path: data.to_path_buf(),
-            dataset: None,
-            val_size: Some(8),
-            limit_train: None,
-            seed: 0,
-        },
-        training: TrainConfig::proxy(),
-        device: "cpu".into(),
-    };
+    let setup = setup(data, TrainConfig::proxy());
     let config = serde_json::json!({ "setup": setup });
     let mut run = RunDir::create(dir, &config, &Provenance::collect("cpu", vec![])).unwrap();
     for r in [

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{text, write_cifar10, TempDir};
+use common::{quick, setup, text, write_cifar10, TempDir};
 use nas_rs::search_loop::executor::{Executor, Finished, SlurmConfig, SlurmExecutor};
 use nas_rs::search_loop::run::{OutcomeStatus, RunDir};
-use nas_rs::search_loop::worker::{DataSpec, EvalSetup, EvalTask, Job, JobResult, TableJob};
-use nas_rs::trainer::train::{Status, TrainConfig};
+use nas_rs::search_loop::worker::{EvalTask, Job, JobResult, TableJob};
+use nas_rs::trainer::train::Status;
 
 const NAS: &str = env!("CARGO_BIN_EXE_nas");
 const TABLE: &str = concat!(
@@ -317,21 +317,7 @@ fn real_trainings_as_slurm_jobs() {
         },
     )
     .unwrap();
-    let setup = EvalSetup {
-        data: DataSpec {
-            path: data,
-            dataset: None,
-            val_size: Some(8),
-            limit_train: None,
-            seed: 0,
-        },
-        training: TrainConfig {
-            batch_size: 8,
-            augment: false,
-            ..TrainConfig::proxy()
-        },
-        device: "cpu".into(),
-    };
+    let setup = setup(&data, quick());
     let archs = [
         "Sequential(Conv2d(3, 4, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(4, 10))",
         "Sequential(Conv2d(3, 8, 3, stride=2), BatchNorm2d(8), ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(8, 10))",

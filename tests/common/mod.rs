@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
+use nas_rs::trainer::train::TrainConfig;
+
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -58,4 +61,27 @@ pub fn write_cifar10(root: &Path) -> PathBuf {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     root.to_path_buf()
+}
+
+/// The setup of every test: 32 training and 8 validation images of `data`, on the CPU.
+pub fn setup(data: &Path, training: TrainConfig) -> EvalSetup {
+    EvalSetup {
+        data: DataSpec {
+            path: data.to_path_buf(),
+            dataset: None,
+            val_size: Some(8),
+            limit_train: None,
+            seed: 0,
+        },
+        training,
+        device: "cpu".into(),
+    }
+}
+
+pub fn quick() -> TrainConfig {
+    TrainConfig {
+        batch_size: 8,
+        augment: false,
+        ..TrainConfig::proxy()
+    }
 }

@@ -15,6 +15,7 @@ use ncode::NCode;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::retrain::MeanStd;
 use crate::{History, SearchContext, SearchError, Searcher, Strategy};
 
 /// An upper bound on a metric of the table, e.g. `lat_ms_pixel3<=10`.
@@ -252,19 +253,10 @@ pub struct Summary {
 
 impl Summary {
     fn of(values: &[f64], optimum: f64) -> Option<Self> {
-        if values.is_empty() {
-            return None;
-        }
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let var = if values.len() > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
+        let MeanStd { mean, std } = MeanStd::of(values)?;
         Some(Summary {
             mean,
-            std: var.sqrt(),
+            std,
             regret: optimum - mean,
         })
     }

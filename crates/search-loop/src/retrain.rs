@@ -67,7 +67,8 @@ pub struct MeanStd {
 }
 
 impl MeanStd {
-    fn of(values: &[f64]) -> Option<Self> {
+    /// Of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Self> {
         if values.is_empty() {
             return None;
         }
@@ -120,8 +121,8 @@ impl RetrainSummary {
     /// Reads `retrain/summary.json` of a run.
     pub fn read(run_dir: &Path) -> Result<Self, SearchError> {
         let path = run_dir.join(RETRAIN).join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| run_error(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| run_error(&path, e))
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::run::error(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| crate::run::error(&path, e))
     }
 
     /// The architecture with the best final mean validation accuracy.
@@ -208,7 +209,9 @@ pub fn retrain(
             let task = EvalTask {
                 architecture: record.canonical.clone().unwrap_or_default(),
                 setup,
-                export: Some(std::path::absolute(&export).map_err(|e| run_error(&export, e))?),
+                export: Some(
+                    std::path::absolute(&export).map_err(|e| crate::run::error(&export, e))?,
+                ),
             };
             let id = format!("r{:06}s{}", record.iteration, k);
             pending.push((id, record.iteration, k, Job::Train(task)));
@@ -223,7 +226,7 @@ pub fn retrain(
                 break;
             };
             job.write(run.path(), &id)
-                .map_err(|e| run_error(run.path(), e))?;
+                .map_err(|e| crate::run::error(run.path(), e))?;
             executor.submit(&id, &job)?;
             let export = match &job {
                 Job::Train(task) => task.export.clone(),
@@ -337,13 +340,6 @@ pub fn spearman(pairs: &[(f64, f64)]) -> Option<f64> {
     let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
     let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
     (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
-}
-
-fn run_error(path: &Path, reason: impl ToString) -> SearchError {
-    SearchError::Run {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub fn run_search(
     observe: &mut dyn FnMut(&History),
 ) -> Result<History, SearchError> {
     let ctx = &search.ctx;
-    let mut history = replay(run, ctx)?;
+    let (mut history, recorded) = replay(run, ctx)?;
     run.log(&Event::RunStarted {
         time: unix_time(),
         finished_evaluations: history.len(),
@@ -71,7 +71,7 @@ pub fn run_search(
     let mut next_id = 0;
     for id in task_ids(run.path())? {
         next_id = next_id.max(id + 1);
-        if history_has(run, id)? || run.path().join(TASKS).join(cancel_mark(id)).exists() {
+        if recorded.contains(&id) || run.path().join(TASKS).join(cancel_mark(id)).exists() {
             continue;
         }
         let name = task_name(id);
@@ -178,8 +178,12 @@ fn finish(
     Ok(())
 }
 
-/// The history of a reopened run, in the order its log recorded the evaluations.
-fn replay(run: &RunDir, ctx: &SearchContext<'_>) -> Result<History, SearchError> {
+/// The history of a reopened run, in the order its log recorded the evaluations, and the
+/// iterations that have a record.
+fn replay(
+    run: &RunDir,
+    ctx: &SearchContext<'_>,
+) -> Result<(History, BTreeSet<usize>), SearchError> {
     let records: BTreeMap<usize, EvaluationRecord> = run
         .evaluations()?
         .into_iter()
@@ -200,15 +204,7 @@ fn replay(run: &RunDir, ctx: &SearchContext<'_>) -> Result<History, SearchError>
             score: record.outcome.score(),
         });
     }
-    Ok(history)
-}
-
-fn history_has(run: &RunDir, id: usize) -> Result<bool, SearchError> {
-    Ok(run
-        .path()
-        .join(crate::run::EVALUATIONS)
-        .join(format!("{id:06}.json"))
-        .exists())
+    Ok((history, records.into_keys().collect()))
 }
 
 /// The record of a finished job.

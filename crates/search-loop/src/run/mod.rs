@@ -55,7 +55,8 @@ pub fn unix_time() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn error(path: &Path, reason: impl ToString) -> SearchError {
+/// A run-directory error about `path`.
+pub(crate) fn error(path: &Path, reason: impl ToString) -> SearchError {
     SearchError::Run {
         path: path.to_path_buf(),
         reason: reason.to_string(),

@@ -58,8 +58,9 @@ struct Batch {
 #[derive(Debug, Clone)]
 struct Tracked {
     attempt: usize,
-    /// The batch it was submitted in.
+    /// The batch it was submitted in, and its array index there.
     batch: String,
+    index: usize,
     /// `JOBID_INDEX` once the batch's job id is known.
     array_task: Option<String>,
     since: Instant,
@@ -83,11 +84,11 @@ impl SlurmExecutor {
     /// An executor for the run in `run_dir` (shared by the driver and the compute nodes) with
     /// up to `slots` jobs in flight. Reads the batches an earlier driver submitted.
     pub fn new(run_dir: &Path, slots: usize, config: SlurmConfig) -> Result<Self, SearchError> {
-        let run_dir = std::path::absolute(run_dir).map_err(|e| run_error(run_dir, e))?;
+        let run_dir = std::path::absolute(run_dir).map_err(|e| crate::run::error(run_dir, e))?;
         let worker = match &config.worker {
             Some(path) => path.clone(),
             None => worker_beside_executable().ok_or_else(|| {
-                run_error(
+                crate::run::error(
                     &run_dir,
                     "no `nas` worker binary beside this executable: build it (`cargo build \
                      --release --bin nas`) or set `worker` in the Slurm configuration",
@@ -125,6 +126,7 @@ impl SlurmExecutor {
             Tracked {
                 attempt: batch.attempt,
                 batch: batch.name.clone(),
+                index,
                 array_task: batch.job_id.as_ref().map(|job| format!("{job}_{index}")),
                 since: Instant::now(),
                 completed_since: None,
@@ -151,7 +153,7 @@ impl SlurmExecutor {
         let log = self.slurm_path("logs", &format!("{}_%a.log", batch.name));
         // Slurm cannot start a task whose output file it cannot create.
         if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| run_error(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| crate::run::error(dir, e))?;
         }
         batch.job_id = Some(queue::sbatch(
             &batch.name,
@@ -210,26 +212,24 @@ impl SlurmExecutor {
             let Some(mut batch) = self.batches.get(&name).cloned() else {
                 continue;
             };
-            let ids: Vec<String> = batch
-                .tasks
+            let ids: Vec<(String, usize)> = self
+                .tracked
                 .iter()
-                .filter(|id| self.tracked.get(*id).is_some_and(|t| t.batch == name))
-                .cloned()
+                .filter(|(_, t)| t.batch == name)
+                .map(|(id, t)| (id.clone(), t.index))
                 .collect();
             match job_id {
                 Some(job_id) => {
                     tracing::info!(job = job_id, "adopted {name} by its name");
                     batch.job_id = Some(job_id);
                     self.save_batch(&batch)?;
-                    for id in &ids {
-                        if let Some(index) = batch.tasks.iter().position(|t| t == id) {
-                            self.track(id, &batch, index);
-                        }
+                    for (id, index) in &ids {
+                        self.track(id, &batch, *index);
                     }
                     self.batches.insert(name, batch);
                 }
                 None => {
-                    for id in ids {
+                    for (id, _) in ids {
                         self.tracked.remove(&id);
                         self.held.push((id, batch.attempt));
                     }
@@ -337,13 +337,10 @@ impl SlurmExecutor {
 
     /// The log of a tracked task.
     fn log_of(&self, id: &str) -> PathBuf {
-        let index = self
+        let (batch, index) = self
             .tracked
             .get(id)
-            .and_then(|t| self.batches.get(&t.batch))
-            .and_then(|b| b.tasks.iter().position(|t| t == id))
-            .unwrap_or_default();
-        let batch = self.tracked.get(id).map_or("", |t| t.batch.as_str());
+            .map_or(("", 0), |t| (t.batch.as_str(), t.index));
         self.slurm_path("logs", &format!("{batch}_{index}.log"))
     }
 
@@ -438,27 +435,20 @@ impl Executor for SlurmExecutor {
     }
 }
 
-fn run_error(path: &Path, reason: impl ToString) -> SearchError {
-    SearchError::Run {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
-}
-
 /// The batches of `dir` (none when it does not exist).
 fn read_batches(dir: &Path) -> Result<BTreeMap<String, Batch>, SearchError> {
     let mut batches = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(batches),
-        Err(e) => return Err(run_error(dir, e)),
+        Err(e) => return Err(crate::run::error(dir, e)),
     };
     for entry in entries {
-        let path = entry.map_err(|e| run_error(dir, e))?.path();
+        let path = entry.map_err(|e| crate::run::error(dir, e))?.path();
         if path.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&path).map_err(|e| run_error(&path, e))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::run::error(&path, e))?;
             let batch: Batch = serde_json::from_str(&text)
-                .map_err(|e| run_error(&path, format!("not a batch record: {e}")))?;
+                .map_err(|e| crate::run::error(&path, format!("not a batch record: {e}")))?;
             batches.insert(batch.name.clone(), batch);
         }
     }
