@@ -19,6 +19,8 @@ fn record(iteration: usize, outcome: Outcome) -> EvaluationRecord {
         report: None,
         metrics: None,
         cached: false,
+        chain: 0,
+        parent: None,
     }
 }
 

@@ -30,6 +30,8 @@ fn record(iteration: usize, canonical: &str, hash: &str, score: Option<f64>) -> 
         report: None,
         metrics: None,
         cached: false,
+        chain: 0,
+        parent: None,
     }
 }
 

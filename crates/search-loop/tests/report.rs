@@ -88,6 +88,8 @@ fn trained(
         report: Some(report),
         metrics: None,
         cached: false,
+        chain: 0,
+        parent: None,
     }
 }
 
@@ -106,6 +108,8 @@ fn failed(iteration: usize, status: OutcomeStatus) -> EvaluationRecord {
         report: None,
         metrics: None,
         cached: false,
+        chain: 0,
+        parent: None,
     }
 }
 

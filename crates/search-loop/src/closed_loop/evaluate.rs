@@ -1,5 +1,7 @@
 //! Evaluators: what turns a checked architecture into an [`Outcome`].
 
+use std::sync::Arc;
+
 use arch_space::lang::{to_text, InputSpec, Module};
 use candle_core::Device;
 use trainer::data::ImageSet;
@@ -8,7 +10,8 @@ use trainer::train::{
     input_spec, train_module, train_text, train_text_network, Report, Splits, TrainConfig,
 };
 
-use crate::run::Outcome;
+use crate::executor::{Failure, RunJob};
+use crate::run::{Outcome, OutcomeStatus};
 use crate::worker::{EvalCache, EvalSetup, EvalTask, Job, JobResult, TaskError, TaskResult};
 
 /// Trains (or otherwise scores) architectures for the closed loop.
@@ -74,6 +77,23 @@ impl TrainerEvaluator {
     /// Parses architecture text and trains it (a parse error is a report with that status).
     pub fn train_text(&self, text: &str) -> Report {
         train_text(text, self.splits(), &self.config, &self.device)
+    }
+
+    /// A [`LocalExecutor`](crate::executor::LocalExecutor)'s job function that trains each
+    /// training job's architecture on these splits, already in memory (the closed loop's
+    /// chains in this process, [`run_closed_loop_on`](super::run_closed_loop_on)). The job's
+    /// own setup is not looked at: it must be the one these splits and recipe came from.
+    pub fn into_run_job(self) -> RunJob {
+        Arc::new(move |job: &Job| match job {
+            Job::Train(task) => Ok(JobResult::Train(TaskResult {
+                report: self.train_text(&task.architecture),
+                load_seconds: 0.0,
+            })),
+            Job::Table(_) | Job::Command(_) => Err(Failure::new(
+                OutcomeStatus::Crash,
+                "an in-process trainer runs training jobs only",
+            )),
+        })
     }
 
     /// [`TrainerEvaluator::train_text`], also returning the trained network.

@@ -20,20 +20,23 @@
 //! Candidates train in the loop's process ([`TrainerEvaluator`]) or each in a `nas eval` worker
 //! process with hard time and memory limits ([`ProcessEvaluator`], jobs as files: [`crate::worker`]).
 
+mod backend;
 mod call;
+mod driver;
 mod evaluate;
 mod memory;
 mod process;
 mod prompts;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use arch_space::lang::{extract_code, generation_grammar, parse, to_text, Budget, InputSpec};
+use arch_space::lang::{generation_grammar, Budget, InputSpec};
 use llm_local::{Constraint, LanguageModel, Sampling};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use backend::LoopExecutor;
+pub use driver::{run_closed_loop, run_closed_loop_on};
 pub use evaluate::{CachedEvaluator, Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
 pub(crate) use process::{out_of_memory, read_end, tail, wait};
@@ -42,10 +45,7 @@ pub use prompts::{
     generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,
 };
 
-use crate::run::{
-    hex, unix_time, DiagnosisRecord, EvaluationRecord, Event, LlmCall, Outcome, OutcomeStatus,
-    RunDir,
-};
+use crate::run::{hex, EvaluationRecord, Outcome, OutcomeStatus};
 use crate::SearchError;
 
 /// The architecture evaluated first (iteration 0) unless the configuration names another: a
@@ -89,6 +89,15 @@ pub struct LoopConfig {
     /// existed read as `false`.
     #[serde(default)]
     pub constrained: bool,
+    /// Chains run side by side, each with its own feedback memory, all sharing the best
+    /// architecture so far; evaluations of different chains are in flight together on an
+    /// executor ([`run_closed_loop_on`]). 1 is the papers' sequential loop.
+    #[serde(default = "one_chain")]
+    pub chains: usize,
+}
+
+fn one_chain() -> usize {
+    1
 }
 
 impl LoopConfig {
@@ -116,6 +125,7 @@ impl LoopConfig {
             },
             start: Some(STARTING_ARCHITECTURE.to_string()),
             constrained: true,
+            chains: 1,
         }
     }
 
@@ -251,259 +261,4 @@ pub fn best(evaluations: &[EvaluationRecord]) -> Option<&EvaluationRecord> {
 /// The dedupe key of an architecture: SHA-256 of its canonical text, first 16 hex digits.
 pub fn architecture_hash(canonical: &str) -> String {
     hex(&Sha256::digest(canonical.as_bytes())[..8])
-}
-
-/// Runs (or resumes) the closed loop in `run` until `config.iterations`, the wall-time budget or
-/// a broken backend stops it; writes `summary.json` and returns the summary.
-pub fn run_closed_loop(
-    config: &LoopConfig,
-    run: &mut RunDir,
-    roles: Roles<'_>,
-    evaluator: &mut dyn Evaluator,
-    on_progress: &mut dyn FnMut(&Progress),
-) -> Result<Summary, SearchError> {
-    let generator_sampling = config.generator_sampling_for(&evaluator.input())?;
-    let mut state = LoopState {
-        config,
-        generator_sampling,
-        improver_sampling: config.improver_sampling_constrained(),
-        evaluations: run.evaluations()?,
-        diagnoses: run.diagnoses()?,
-        roles,
-        evaluator,
-    };
-    run.log(&Event::RunStarted {
-        time: unix_time(),
-        finished_evaluations: state.evaluations.len(),
-    })?;
-    let started = Instant::now();
-    let first = state.evaluations.last().map_or(0, |r| r.iteration + 1);
-    let mut stop_reason = "iterations";
-    for iteration in first..=config.iterations {
-        if config
-            .max_wall_seconds
-            .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
-        {
-            stop_reason = "wall_time";
-            break;
-        }
-        if state.consecutive_llm_errors() >= config.max_consecutive_llm_errors.max(1) {
-            stop_reason = "llm_errors";
-            break;
-        }
-        state.diagnose_latest(run)?;
-        let record = state.next_candidate(run, iteration)?;
-        run.save_evaluation(&record)?;
-        tracing::info!(iteration, outcome = %record.outcome.summary(), "evaluated");
-        let new_best = record.outcome.score().is_some()
-            && best(&state.evaluations)
-                .and_then(|b| b.outcome.score())
-                .is_none_or(|b| record.outcome.score() > Some(b));
-        if new_best {
-            run.write_text("best.arch", record.canonical.as_deref().unwrap_or_default())?;
-            run.write_json("best.json", &record)?;
-        }
-        state.evaluations.push(record);
-        on_progress(&state.progress());
-    }
-    let summary = Summary::of(&state.evaluations, stop_reason);
-    run.write_json("summary.json", &summary)?;
-    run.log(&Event::RunFinished {
-        time: unix_time(),
-        reason: stop_reason.to_string(),
-        finished_evaluations: state.evaluations.len(),
-    })?;
-    Ok(summary)
-}
-
-struct LoopState<'a, 'r> {
-    config: &'a LoopConfig,
-    /// The roles' sampling, with their constraints.
-    generator_sampling: Sampling,
-    improver_sampling: Sampling,
-    evaluations: Vec<EvaluationRecord>,
-    diagnoses: BTreeMap<usize, DiagnosisRecord>,
-    roles: Roles<'r>,
-    evaluator: &'a mut dyn Evaluator,
-}
-
-impl LoopState<'_, '_> {
-    fn task(&self) -> TaskPrompt<'_> {
-        self.config.task_prompt(self.evaluator.input())
-    }
-
-    fn consecutive_llm_errors(&self) -> usize {
-        self.evaluations
-            .iter()
-            .rev()
-            .take_while(|r| r.outcome.status == OutcomeStatus::LlmError)
-            .count()
-    }
-
-    fn progress(&self) -> Progress {
-        let best = best(&self.evaluations);
-        let last = self.evaluations.last();
-        Progress {
-            iteration: last.map_or(0, |r| r.iteration),
-            last_iteration: self.config.iterations,
-            outcome: last.map_or_else(
-                || Outcome::failure(OutcomeStatus::LlmError, "nothing evaluated"),
-                |r| r.outcome.clone(),
-            ),
-            best: best.and_then(|b| b.outcome.score().map(|s| (b.iteration, s))),
-            valid: self
-                .evaluations
-                .iter()
-                .filter(|r| r.outcome.score().is_some())
-                .count(),
-            finished: self.evaluations.len(),
-        }
-    }
-
-    /// Asks the Prompt Improver about the latest evaluation unless a diagnosis exists.
-    fn diagnose_latest(&mut self, run: &mut RunDir) -> Result<(), SearchError> {
-        let Some(current) = self.evaluations.last() else {
-            return Ok(());
-        };
-        if self.diagnoses.contains_key(&current.iteration) {
-            return Ok(());
-        }
-        let iteration = current.iteration;
-        let memory = memory_window(&self.evaluations, &self.diagnoses, self.config.memory);
-        let messages = improver_messages(&self.task(), &memory, best(&self.evaluations), current);
-        let feedback = current.outcome.summary();
-        let sampling = seeded(&self.improver_sampling, iteration);
-        let model: &mut dyn LanguageModel = match self.roles.improver.as_deref_mut() {
-            Some(improver) => improver,
-            None => &mut *self.roles.generator,
-        };
-        let (call, reply) =
-            call::call_model(model, run, iteration, "improver", &messages, &sampling)?;
-        let diagnosis = read_diagnosis(reply.as_deref().unwrap_or_default(), &feedback);
-        let record = DiagnosisRecord {
-            iteration,
-            problem: diagnosis.problem,
-            suggestion: diagnosis.suggestion,
-            parsed: diagnosis.parsed,
-            improver: Some(call),
-        };
-        run.save_diagnosis(&record)?;
-        self.diagnoses.insert(iteration, record);
-        Ok(())
-    }
-
-    /// Writes (or, at iteration 0, takes the starting) architecture and evaluates it.
-    fn next_candidate(
-        &mut self,
-        run: &mut RunDir,
-        iteration: usize,
-    ) -> Result<EvaluationRecord, SearchError> {
-        if let (0, Some(start)) = (iteration, &self.config.start) {
-            return Ok(self.assess(iteration, Some(start.clone()), None, None));
-        }
-        let best = best(&self.evaluations);
-        let current = self.evaluations.last();
-        let suggestion = current
-            .and_then(|c| self.diagnoses.get(&c.iteration))
-            .map(|d| d.suggestion.clone());
-        let messages = generator_messages(&self.task(), best, current, suggestion.as_deref());
-        let sampling = seeded(&self.generator_sampling, iteration);
-        let (call, reply) = call::call_model(
-            &mut *self.roles.generator,
-            run,
-            iteration,
-            "generator",
-            &messages,
-            &sampling,
-        )?;
-        Ok(self.assess(iteration, reply, suggestion, Some(call)))
-    }
-
-    /// Parses, checks, dedupes and evaluates one reply.
-    fn assess(
-        &mut self,
-        iteration: usize,
-        reply: Option<String>,
-        suggestion: Option<String>,
-        generator: Option<LlmCall>,
-    ) -> EvaluationRecord {
-        let mut record = EvaluationRecord {
-            iteration,
-            architecture: None,
-            canonical: None,
-            hash: None,
-            suggestion,
-            generator,
-            outcome: Outcome::failure(OutcomeStatus::LlmError, "the model returned an empty reply"),
-            report: None,
-            metrics: None,
-            cached: false,
-        };
-        let reply = match reply {
-            Some(reply) if !reply.trim().is_empty() => reply,
-            Some(_) => return record,
-            None => {
-                let error = record.generator.as_ref().and_then(|c| c.error.clone());
-                record.outcome = Outcome::failure(
-                    OutcomeStatus::LlmError,
-                    error.as_deref().unwrap_or("the model call failed"),
-                );
-                return record;
-            }
-        };
-        record.architecture = Some(extract_code(&reply).trim().to_string());
-        let started = Instant::now();
-        let program = match parse(&reply) {
-            Ok(program) => program,
-            Err(e) => {
-                record.outcome = Outcome::failure(OutcomeStatus::Parse, &e.to_string());
-                return record;
-            }
-        };
-        let analysis = match program.check(&self.evaluator.input()) {
-            Ok(analysis) => analysis,
-            Err(e) => {
-                record.outcome = Outcome::failure(OutcomeStatus::Shape, &e.to_string());
-                return record;
-            }
-        };
-        let canonical = to_text(&analysis.resolved);
-        let hash = architecture_hash(&canonical);
-        record.canonical = Some(canonical);
-        record.hash = Some(hash.clone());
-        let earlier = self
-            .evaluations
-            .iter()
-            .find(|r| r.hash.as_deref() == Some(hash.as_str()));
-        let mut outcome = if let Err(e) = analysis.within(&self.config.budget) {
-            Outcome::failure(OutcomeStatus::Shape, &e.to_string())
-        } else if let Some(earlier) = earlier {
-            Outcome::failure(
-                OutcomeStatus::Duplicate,
-                &format!(
-                    "the same architecture as iteration {} ({})",
-                    earlier.iteration,
-                    earlier.outcome.summary()
-                ),
-            )
-        } else {
-            let (outcome, report) = self.evaluator.evaluate(&analysis.resolved);
-            record.report = report;
-            outcome
-        };
-        outcome.params = outcome.params.or(Some(analysis.params));
-        outcome.flops = outcome.flops.or(Some(analysis.flops));
-        if record.report.is_none() {
-            outcome.seconds = started.elapsed().as_secs_f64();
-        }
-        record.outcome = outcome;
-        record
-    }
-}
-
-fn seeded(sampling: &Sampling, iteration: usize) -> Sampling {
-    Sampling {
-        seed: sampling.seed.wrapping_add(iteration as u64),
-        ..sampling.clone()
-    }
 }

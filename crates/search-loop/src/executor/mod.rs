@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 pub use local::{run_in_process, LocalExecutor, RunJob};
 pub use slurm::{SlurmConfig, SlurmExecutor};
 
-use crate::run::OutcomeStatus;
+use trainer::train::Report;
+
+use crate::run::{Outcome, OutcomeStatus};
 use crate::worker::{Job, JobResult};
 use crate::SearchError;
 
@@ -58,6 +60,31 @@ pub struct Finished {
     pub id: String,
     /// The worker's result, or the failure.
     pub result: Result<JobResult, Failure>,
+}
+
+/// The outcome of a job's end, with the trainer's report and the metrics an external evaluator
+/// reported besides its score, when there are.
+pub fn outcome_of(
+    result: Result<JobResult, Failure>,
+) -> (Outcome, Option<Report>, Option<serde_json::Value>) {
+    match result {
+        Ok(JobResult::Table(result)) => (
+            Outcome::scored(OutcomeStatus::Ok, result.score, None, result.seconds),
+            None,
+            None,
+        ),
+        Ok(JobResult::Train(result)) => (
+            Outcome::from_report(&result.report),
+            Some(result.report),
+            None,
+        ),
+        Ok(JobResult::Command(result)) => (
+            Outcome::scored(result.status, result.score, result.message, result.seconds),
+            None,
+            Some(result.metrics).filter(|m| !m.is_null()),
+        ),
+        Err(Failure { status, message }) => (Outcome::failure(status, &message), None, None),
+    }
 }
 
 /// Runs evaluation jobs, several at once.

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use ncode::NCode;
 
-use crate::executor::{Executor, Failure, Finished};
-use crate::run::{unix_time, EvaluationRecord, Event, Outcome, OutcomeStatus, RunDir};
+use crate::executor::{outcome_of, Executor, Failure, Finished};
+use crate::run::{unix_time, EvaluationRecord, Event, OutcomeStatus, RunDir};
 use crate::worker::{result_path, task_ids, EvalCache, Job, JobResult, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
@@ -209,21 +209,7 @@ fn replay(
 
 /// The record of a finished job.
 fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecord {
-    let mut metrics = None;
-    let (outcome, report) = match finished.result {
-        Ok(JobResult::Table(result)) => (
-            Outcome::scored(OutcomeStatus::Ok, result.score, None, result.seconds),
-            None,
-        ),
-        Ok(JobResult::Train(result)) => (Outcome::from_report(&result.report), Some(result.report)),
-        Ok(JobResult::Command(result)) => {
-            metrics = Some(result.metrics).filter(|m| !m.is_null());
-            let outcome =
-                Outcome::scored(result.status, result.score, result.message, result.seconds);
-            (outcome, None)
-        }
-        Err(Failure { status, message }) => (Outcome::failure(status, &message), None),
-    };
+    let (outcome, report, metrics) = outcome_of(finished.result);
     EvaluationRecord {
         iteration,
         architecture: Some(code.clone()),
@@ -235,6 +221,8 @@ fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecor
         report,
         metrics,
         cached: false,
+        chain: 0,
+        parent: None,
     }
 }
 

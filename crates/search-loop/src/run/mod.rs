@@ -7,6 +7,7 @@
 //!   events.jsonl       append-only log: run_started, llm_call, evaluation, diagnosis, run_finished
 //!   evaluations/000003.json   one record per finished evaluation (written atomically)
 //!   diagnoses/000003.json     the Prompt Improver's diagnosis of that evaluation
+//!   pending/000004.json       a candidate being evaluated (the closed loop; removed once recorded)
 //!   llm/000003-generator.prompt.txt, llm/000003-generator.reply.txt, ...
 //!   tasks/000002.json, tasks/000002.result.json   a worker's task and result (process evaluator)
 //!   best.arch, best.json, summary.json, report.md, plots/*.svg
@@ -47,6 +48,8 @@ pub const PROVENANCE: &str = "provenance.json";
 pub const EVALUATIONS: &str = "evaluations";
 /// The directory of diagnosis records.
 pub const DIAGNOSES: &str = "diagnoses";
+/// The directory of candidates being evaluated: their records without an outcome yet.
+pub const PENDING: &str = "pending";
 
 /// Seconds since the Unix epoch.
 pub fn unix_time() -> f64 {
@@ -226,7 +229,25 @@ impl RunDir {
             ));
         }
         write_json(&self.record_path(EVALUATIONS, record.iteration), record)?;
-        self.log_evaluation(record)
+        self.log_evaluation(record)?;
+        let pending = self.record_path(PENDING, record.iteration);
+        match std::fs::remove_file(&pending) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(error(&pending, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Saves the record of a candidate whose evaluation has started (its outcome is a
+    /// placeholder), so that a resumed run can collect or restart it.
+    pub fn save_pending(&self, record: &EvaluationRecord) -> Result<(), SearchError> {
+        write_json(&self.record_path(PENDING, record.iteration), record)
+    }
+
+    /// The candidates whose evaluation started and has no record yet, by iteration.
+    pub fn pending(&self) -> Result<BTreeMap<usize, EvaluationRecord>, SearchError> {
+        let mut pending = self.records(PENDING)?;
+        pending.retain(|iteration, _| !self.logged.contains(iteration));
+        Ok(pending)
     }
 
     /// Saves a diagnosis: its record file, then its log line.

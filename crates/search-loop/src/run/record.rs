@@ -214,6 +214,17 @@ pub struct EvaluationRecord {
     /// Whether the result came from the evaluation cache instead of a new evaluation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// The closed loop's chain that wrote it (0 in a run of one chain).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chain: usize,
+    /// The evaluation whose diagnosis the generator was asked to apply (the chain's previous
+    /// one); `None` for the first architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The Prompt Improver's diagnosis of one evaluation (`diagnoses/NNNNNN.json`).
