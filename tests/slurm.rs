@@ -459,3 +459,80 @@ fn an_external_evaluator_runs_as_slurm_jobs() {
         assert_eq!(record.outcome.score(), Some(threes), "{code}");
     }
 }
+
+/// The closed loop with two chains whose candidates train as Slurm jobs: a tiny random-weight
+/// model writes them under the generation grammar (so they parse and fit the data), the driver
+/// keeps one candidate of each chain on the cluster, and every evaluation comes back recorded.
+#[test]
+fn closed_loop_chains_train_as_slurm_jobs() {
+    use nas_rs::llm_local::runtime::gguf::Architecture;
+    use nas_rs::llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
+    use nas_rs::llm_local::runtime::GgufModel;
+    use nas_rs::search_loop::closed_loop::{
+        run_closed_loop_on, Evaluator, LoopConfig, LoopExecutor, Roles, TrainerEvaluator,
+    };
+    use nas_rs::search_loop::run::Provenance;
+
+    if !cluster() {
+        return;
+    }
+    let tmp = TempDir::new("slurm-chains");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let model_path = tmp.path().join("tiny.gguf");
+    let options = TinyModelOptions {
+        context_length: 8192,
+        ..TinyModelOptions::default()
+    };
+    write_tiny_model(&model_path, Architecture::Llama, &options).unwrap();
+    let device = nas_rs::trainer::device("cpu").unwrap();
+    let mut model = GgufModel::load(&model_path, &device).unwrap();
+    let mut loop_config = LoopConfig::new("Image classification", 3);
+    loop_config.chains = 2;
+    loop_config.improver_sampling.max_tokens = 64;
+    let run_dir = tmp.path().join("run");
+    let mut run =
+        RunDir::create(&run_dir, &loop_config, &Provenance::collect("cpu", vec![])).unwrap();
+    let setup = setup(&data, quick());
+    let input = TrainerEvaluator::load(&setup).unwrap().input();
+    let one_cpu = SlurmConfig {
+        cpus_per_task: Some(1),
+        ..config()
+    };
+    let mut executor = SlurmExecutor::new(&run_dir, 2, one_cpu).unwrap();
+    let jobs = LoopExecutor {
+        executor: &mut executor,
+        setup,
+        input,
+        cache: None,
+        poll: Duration::from_millis(300),
+        stop: None,
+    };
+    let roles = Roles {
+        generator: &mut model,
+        improver: None,
+    };
+    let summary = run_closed_loop_on(&loop_config, &mut run, roles, jobs, &mut |_| {}).unwrap();
+    assert_eq!(summary.finished_evaluations, 4, "{summary:?}");
+    let records = run.evaluations().unwrap();
+    let chains: BTreeSet<usize> = records.iter().map(|r| r.chain).collect();
+    assert_eq!(chains, BTreeSet::from([0, 1]));
+    for r in &records {
+        assert!(
+            matches!(
+                r.outcome.status,
+                OutcomeStatus::Ok | OutcomeStatus::Duplicate
+            ),
+            "{r:?}"
+        );
+    }
+    let trained = records.iter().filter(|r| r.report.is_some()).count();
+    let submitted: usize = batches(&run_dir)
+        .iter()
+        .map(|(_, b)| b["tasks"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(
+        submitted, trained,
+        "each trained candidate is one Slurm task"
+    );
+    assert!(run.pending().unwrap().is_empty());
+}

@@ -127,13 +127,13 @@ fn executor(slots: usize, most: &Arc<AtomicUsize>) -> LocalExecutor {
     let most = Arc::clone(most);
     LocalExecutor::new(
         slots,
-        Arc::new(move |job| {
+        Arc::new(move |id: &str, job: &Job| {
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(now, Ordering::SeqCst);
             // Long enough for the other chain's job to start meanwhile.
             let slow = matches!(job, Job::Train(t) if t.architecture.contains(FIRST_GENERATED));
             std::thread::sleep(Duration::from_millis(if slow { 2300 } else { 300 }));
-            let result = train(job);
+            let result = train(id, job);
             running.fetch_sub(1, Ordering::SeqCst);
             result
         }),

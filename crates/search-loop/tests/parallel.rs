@@ -72,7 +72,7 @@ fn slots_stay_full_bounded_and_distinct() {
     let (r, m, t) = (Arc::clone(&running), Arc::clone(&most), table.clone());
     let mut executor = LocalExecutor::new(
         4,
-        Arc::new(move |job: &Job| {
+        Arc::new(move |_: &str, job: &Job| {
             let now = r.fetch_add(1, Ordering::SeqCst) + 1;
             m.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(5));

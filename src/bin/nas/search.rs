@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use nas_rs::arch_space::tabular::dataset_prefix;
-use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, SHIPPED_NB201_TABLE};
+use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
 use nas_rs::search_loop::benchmark::{Constraint, Protocol, Signal};
 use nas_rs::search_loop::parallel::{load_space, SpaceSearch, TableSearch};
 use nas_rs::search_loop::run::RunDir;
@@ -56,22 +56,25 @@ pub struct SearchArgs {
     /// command) are not evaluated again.
     #[arg(long, requires = "evaluator")]
     cache: Option<PathBuf>,
-    /// Where evaluations run and where the run is recorded.
+    /// Where evaluations run.
     #[command(flatten)]
     execution: ExecutorArgs,
+    /// Where the run is recorded.
+    #[command(flatten)]
+    record: RunDirArgs,
 }
 
 /// Runs (or resumes) the search and prints its result as JSON.
 pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
     let dir = args
-        .execution
+        .record
         .dir()
         .ok_or("give the run directory: --run-dir DIR (or --resume DIR)")?;
-    if args.execution.resume.is_some() && !dir.join("events.jsonl").exists() {
+    if args.record.resume.is_some() && !dir.join("events.jsonl").exists() {
         return Err(format!("--resume {}: no run there", dir.display()).into());
     }
     // A resumed run keeps its kind: its configuration names an evaluator or a table.
-    let recorded: Option<SpaceSearch> = match &args.execution.resume {
+    let recorded: Option<SpaceSearch> = match &args.record.resume {
         Some(dir) => serde_json::from_value(RunDir::read(dir)?.config()?).ok(),
         None => None,
     };

@@ -333,19 +333,23 @@ impl LoopState<'_, '_> {
                 let canonical = to_text(&module);
                 let hash = architecture_hash(&canonical);
                 record.canonical = Some(canonical);
-                let earlier = self
-                    .evaluations
-                    .iter()
-                    .chain(self.pending.values())
-                    .find(|r| r.hash.as_deref() == Some(hash.as_str()));
+                let same = |r: &&EvaluationRecord| {
+                    r.hash.as_deref() == Some(hash.as_str())
+                        && r.outcome.status != OutcomeStatus::Duplicate
+                };
+                let earlier = match self.pending.values().find(same) {
+                    Some(pending) => Some((pending.iteration, BEING_EVALUATED.to_string())),
+                    None => self
+                        .evaluations
+                        .iter()
+                        .find(same)
+                        .map(|r| (r.iteration, r.outcome.summary())),
+                };
                 record.hash = Some(hash);
                 match earlier {
-                    Some(earlier) => {
-                        let message = format!(
-                            "the same architecture as iteration {} ({})",
-                            earlier.iteration,
-                            earlier.outcome.summary()
-                        );
+                    Some((iteration, summary)) => {
+                        let message =
+                            format!("the same architecture as iteration {iteration} ({summary})");
                         let duplicate = Outcome::failure(OutcomeStatus::Duplicate, &message);
                         (
                             None,

@@ -84,7 +84,7 @@ impl TrainerEvaluator {
     /// chains in this process, [`run_closed_loop_on`](super::run_closed_loop_on)). The job's
     /// own setup is not looked at: it must be the one these splits and recipe came from.
     pub fn into_run_job(self) -> RunJob {
-        Arc::new(move |job: &Job| match job {
+        Arc::new(move |_: &str, job: &Job| match job {
             Job::Train(task) => Ok(JobResult::Train(TaskResult {
                 report: self.train_text(&task.architecture),
                 load_seconds: 0.0,

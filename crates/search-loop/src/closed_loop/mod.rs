@@ -40,7 +40,7 @@ pub use driver::{run_closed_loop, run_closed_loop_on};
 pub use evaluate::{CachedEvaluator, Evaluator, TrainerEvaluator};
 pub use memory::{memory_window, MemoryEntry};
 pub(crate) use process::{out_of_memory, read_end, tail, wait};
-pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
+pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions, WorkerProcesses};
 pub use prompts::{
     generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,
 };

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,9 @@ use arch_space::lang::{to_text, InputSpec, Module};
 use trainer::train::Report;
 
 use super::Evaluator;
+use crate::executor::{outcome_of, Failure, RunJob};
 use crate::run::{Outcome, OutcomeStatus};
-use crate::worker::{result_path, EvalSetup, EvalTask, TaskResult, TASKS};
+use crate::worker::{result_path, EvalSetup, EvalTask, Job, JobResult, TASKS};
 
 /// How often a running worker is polled for its end.
 const POLL: Duration = Duration::from_millis(20);
@@ -61,45 +63,54 @@ pub fn worker_beside_executable() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// Evaluates each candidate in a `nas eval` worker process: writes `tasks/<id>.json` into the
-/// run directory, runs the worker under the [`WorkerOptions`]' limits with its standard error
-/// going to `tasks/<id>.log`, and reads `tasks/<id>.result.json`.
+/// Runs jobs of a run directory in `nas eval` worker processes: for job `id`, the worker reads
+/// `tasks/<id>.json`, runs under the [`WorkerOptions`]' limits with its standard error going to
+/// `tasks/<id>.log`, and writes `tasks/<id>.result.json`.
 ///
-/// The end of a worker becomes the candidate's outcome, never a panic or an error of the loop:
+/// The end of a worker becomes the job's result or a typed failure, never a panic:
 ///
-/// * a result file: the outcome of its report (`ok`, `divergence`, ...), the report kept;
+/// * a result file: the result (a training's report says `ok`, `divergence`, ...);
 /// * killed at the wall-clock limit: `timeout`;
 /// * killed by `SIGKILL` (the kernel's out-of-memory killer), an allocation failure on its
 ///   standard error, or, under a memory limit, `SIGABRT` (Rust aborts when an allocation fails)
 ///   or a thread that could not be started: `oom`;
 /// * any other end (an error exit, a crash, a worker that cannot be started): `crash`, with the
 ///   tail of its standard error.
-///
-/// Task ids are six-digit numbers continuing after the highest one in `tasks/`, so a resumed
-/// run never reuses the task file of an earlier process.
-#[derive(Debug)]
-pub struct ProcessEvaluator {
-    setup: EvalSetup,
-    input: InputSpec,
+#[derive(Debug, Clone)]
+pub struct WorkerProcesses {
     run_dir: PathBuf,
     options: WorkerOptions,
-    next_task: usize,
 }
 
-impl ProcessEvaluator {
-    /// An evaluator writing its tasks into `run_dir`. `input` is what the data of `setup` gives
-    /// (e.g. [`TrainerEvaluator::load`](super::TrainerEvaluator::load)`(&setup)?.input()`).
-    pub fn new(setup: EvalSetup, input: InputSpec, run_dir: &Path, options: WorkerOptions) -> Self {
-        ProcessEvaluator {
-            setup,
-            input,
+impl WorkerProcesses {
+    /// Workers for the jobs of `run_dir`.
+    pub fn new(run_dir: &Path, options: WorkerOptions) -> Self {
+        WorkerProcesses {
             run_dir: run_dir.to_path_buf(),
-            next_task: first_free_task(run_dir),
             options,
         }
     }
 
-    /// Runs the worker on task `id` until it ends or its time is up.
+    /// A [`LocalExecutor`](crate::executor::LocalExecutor)'s job function running each job in
+    /// a worker process: N isolated evaluations at once on this machine.
+    pub fn into_run_job(self) -> RunJob {
+        Arc::new(move |id: &str, _: &Job| self.run(id))
+    }
+
+    /// Runs the worker on job `id` (its file written) until it ends or its time is up.
+    pub fn run(&self, id: &str) -> Result<JobResult, Failure> {
+        match self.run_worker(id) {
+            Ok(end) => self.result(id, &end),
+            Err(e) => Err(Failure::new(
+                OutcomeStatus::Crash,
+                format!(
+                    "cannot run the worker {}: {e}",
+                    self.options.program.display()
+                ),
+            )),
+        }
+    }
+
     fn run_worker(&self, id: &str) -> std::io::Result<WorkerEnd> {
         let log = self.run_dir.join(TASKS).join(format!("{id}.log"));
         let mut command = Command::new(&self.options.program);
@@ -127,22 +138,16 @@ impl ProcessEvaluator {
         })
     }
 
-    /// The outcome of task `id` from its result file or from how its worker ended.
-    fn outcome(&self, id: &str, end: &WorkerEnd) -> (Outcome, Option<Report>) {
-        let has_result = result_path(&self.run_dir, id).is_ok_and(|path| path.exists());
-        if has_result {
-            return match TaskResult::read(&self.run_dir, id) {
+    /// The result of job `id` from its result file or from how its worker ended.
+    fn result(&self, id: &str, end: &WorkerEnd) -> Result<JobResult, Failure> {
+        let crash = |message: String| Err(Failure::new(OutcomeStatus::Crash, message));
+        if result_path(&self.run_dir, id).is_ok_and(|path| path.exists()) {
+            return match JobResult::read(&self.run_dir, id) {
                 Ok(result) => {
-                    tracing::info!(
-                        task = id,
-                        load_seconds = result.load_seconds,
-                        train_seconds = result.report.seconds,
-                        worker_seconds = end.seconds,
-                        "worker finished"
-                    );
-                    (Outcome::from_report(&result.report), Some(result.report))
+                    tracing::info!(task = id, worker_seconds = end.seconds, "worker finished");
+                    Ok(result)
                 }
-                Err(e) => crash(&e.to_string()),
+                Err(e) => crash(e.to_string()),
             };
         }
         let tail = tail(&end.stderr);
@@ -151,22 +156,47 @@ impl ProcessEvaluator {
                 "the worker was killed after {:.1} s, its wall-clock limit",
                 end.seconds
             );
-            return (Outcome::failure(OutcomeStatus::Timeout, &message), None);
+            return Err(Failure::new(OutcomeStatus::Timeout, message));
         }
         let signal = signal(end.status);
         if signal == Some(SIGKILL) {
             let message = "the worker was killed by SIGKILL (most likely the kernel's \
                            out-of-memory killer)";
-            (Outcome::failure(OutcomeStatus::Oom, message), None)
+            Err(Failure::new(OutcomeStatus::Oom, message))
         } else if out_of_memory(&end.stderr, signal, self.options.memory_limit.is_some()) {
             let limit = self
                 .options
                 .memory_limit
                 .map_or(String::new(), |bytes| format!(" (limit {bytes} bytes)"));
             let message = format!("the worker ran out of memory{limit}: {tail}");
-            (Outcome::failure(OutcomeStatus::Oom, &message), None)
+            Err(Failure::new(OutcomeStatus::Oom, message))
         } else {
-            crash(&format!("the worker ended with {}: {tail}", end.status))
+            crash(format!("the worker ended with {}: {tail}", end.status))
+        }
+    }
+}
+
+/// Evaluates each candidate of the sequential loop in a `nas eval` worker process
+/// ([`WorkerProcesses`]): writes `tasks/<id>.json` into the run directory and runs the worker
+/// on it. Task ids are six-digit numbers continuing after the highest one in `tasks/`, so a
+/// resumed run never reuses the task file of an earlier process.
+#[derive(Debug)]
+pub struct ProcessEvaluator {
+    setup: EvalSetup,
+    input: InputSpec,
+    workers: WorkerProcesses,
+    next_task: usize,
+}
+
+impl ProcessEvaluator {
+    /// An evaluator writing its tasks into `run_dir`. `input` is what the data of `setup` gives
+    /// (e.g. [`TrainerEvaluator::load`](super::TrainerEvaluator::load)`(&setup)?.input()`).
+    pub fn new(setup: EvalSetup, input: InputSpec, run_dir: &Path, options: WorkerOptions) -> Self {
+        ProcessEvaluator {
+            setup,
+            input,
+            next_task: first_free_task(run_dir),
+            workers: WorkerProcesses::new(run_dir, options),
         }
     }
 }
@@ -184,16 +214,15 @@ impl Evaluator for ProcessEvaluator {
             setup: self.setup.clone(),
             export: None,
         };
-        if let Err(e) = task.write(&self.run_dir, &id) {
-            return crash(&format!("cannot write the task: {e}"));
-        }
-        match self.run_worker(&id) {
-            Ok(end) => self.outcome(&id, &end),
-            Err(e) => crash(&format!(
-                "cannot run the worker {}: {e}",
-                self.options.program.display()
+        let result = match task.write(&self.workers.run_dir, &id) {
+            Ok(_) => self.workers.run(&id),
+            Err(e) => Err(Failure::new(
+                OutcomeStatus::Crash,
+                format!("cannot write the task: {e}"),
             )),
-        }
+        };
+        let (outcome, report, _) = outcome_of(result);
+        (outcome, report)
     }
 }
 
@@ -206,10 +235,6 @@ struct WorkerEnd {
     stderr: String,
     /// Wall time from spawn to end.
     seconds: f64,
-}
-
-fn crash(message: &str) -> (Outcome, Option<Report>) {
-    (Outcome::failure(OutcomeStatus::Crash, message), None)
 }
 
 /// Waits for `child`, killing it (and its process group, when it leads one) when `timeout` has

@@ -11,8 +11,9 @@ use crate::run::OutcomeStatus;
 use crate::worker::{Job, JobResult};
 use crate::SearchError;
 
-/// What a [`LocalExecutor`] does with a job.
-pub type RunJob = Arc<dyn Fn(&Job) -> Result<JobResult, Failure> + Send + Sync>;
+/// What a [`LocalExecutor`] does with a job, given its id (the name of its file in `tasks/`)
+/// and the job.
+pub type RunJob = Arc<dyn Fn(&str, &Job) -> Result<JobResult, Failure> + Send + Sync>;
 
 /// Runs up to `slots` jobs at once, each on its own thread of this process, through a
 /// [`RunJob`] function. A panic in the function is a `crash` failure, not the driver's end.
@@ -54,7 +55,7 @@ impl LocalExecutor {
 }
 
 /// Runs a job in this process as the worker would; a job that cannot run is a `crash`.
-pub fn run_in_process(job: &Job) -> Result<JobResult, Failure> {
+pub fn run_in_process(_id: &str, job: &Job) -> Result<JobResult, Failure> {
     job.run()
         .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()))
 }
@@ -75,17 +76,18 @@ impl Executor for LocalExecutor {
         std::thread::Builder::new()
             .name(format!("job-{id}"))
             .spawn(move || {
-                let result = catch_unwind(AssertUnwindSafe(|| run(&job))).unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("no message");
-                    Err(Failure::new(
-                        OutcomeStatus::Crash,
-                        format!("the job panicked: {message}"),
-                    ))
-                });
+                let result =
+                    catch_unwind(AssertUnwindSafe(|| run(&id, &job))).unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| panic.downcast_ref::<&str>().copied())
+                            .unwrap_or("no message");
+                        Err(Failure::new(
+                            OutcomeStatus::Crash,
+                            format!("the job panicked: {message}"),
+                        ))
+                    });
                 // The receiver is gone only when the executor is: nobody waits for this job.
                 let _ = sender.send(Finished { id, result });
             })

@@ -109,12 +109,12 @@ impl TableSearch {
         table: &TabularBenchmark,
     ) -> Result<Box<dyn Executor>, SearchError> {
         let table = table.clone();
-        let local: RunJob = Arc::new(move |job: &Job| match job {
+        let local: RunJob = Arc::new(move |id: &str, job: &Job| match job {
             Job::Table(lookup) => lookup
                 .run_on(&table)
                 .map(JobResult::Table)
                 .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string())),
-            other => run_in_process(other),
+            other => run_in_process(id, other),
         });
         build(
             self.executor,
