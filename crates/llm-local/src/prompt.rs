@@ -128,6 +128,16 @@ impl PromptTemplates {
             })
     }
 
+    /// The set these templates belong to.
+    pub fn set(&self) -> PromptSet {
+        self.set
+    }
+
+    /// The file name of template `name`: `NAME.j2`.
+    pub fn file_name(name: &str) -> String {
+        file_name(name)
+    }
+
     /// The file names of the set's templates (`NAME.j2`), in the set's order.
     pub fn file_names(&self) -> Vec<String> {
         self.set.iter().map(|(name, _)| file_name(name)).collect()
@@ -148,16 +158,6 @@ impl PromptTemplates {
             .filter(|((_, a), (_, b))| a != b)
             .map(|((name, _), _)| name)
             .collect()
-    }
-
-    /// Writes every template to `dir/NAME.j2`.
-    pub fn write_to(&self, dir: &Path) -> Result<(), PromptError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        for (name, source) in self.sources() {
-            let path = dir.join(file_name(name));
-            std::fs::write(&path, source).map_err(|e| io(&path, e))?;
-        }
-        Ok(())
     }
 
     /// Renders template `name` with `context` (strict: an undefined variable is an error).
@@ -256,7 +256,10 @@ mod tests {
         );
         assert_eq!(t.differences(&PromptTemplates::defaults(SET)), vec!["a"]);
         let stored = dir.join("stored");
-        t.write_to(&stored).unwrap();
+        std::fs::create_dir_all(&stored).unwrap();
+        for (name, source) in t.sources() {
+            std::fs::write(stored.join(PromptTemplates::file_name(name)), source).unwrap();
+        }
         assert_eq!(PromptTemplates::from_dir(SET, &stored).unwrap(), t);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -39,7 +39,8 @@ pub use memory::{memory_window, MemoryEntry};
 pub(crate) use process::{out_of_memory, read_end, tail, wait};
 pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions};
 pub use prompts::{
-    generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,
+    generator_messages, improver_messages, read_diagnosis, Diagnosis, LoopPrompts, TaskPrompt,
+    DIAGNOSIS_SCHEMA,
 };
 
 use crate::run::{
@@ -267,6 +268,7 @@ pub fn run_closed_loop(
         config,
         generator_sampling,
         improver_sampling: config.improver_sampling_constrained(),
+        prompts: LoopPrompts::of_run(run)?,
         evaluations: run.evaluations()?,
         diagnoses: run.diagnoses()?,
         roles,
@@ -321,6 +323,8 @@ struct LoopState<'a, 'r> {
     /// The roles' sampling, with their constraints.
     generator_sampling: Sampling,
     improver_sampling: Sampling,
+    /// The roles' prompt templates (the run's, from its `prompts/` folder).
+    prompts: LoopPrompts,
     evaluations: Vec<EvaluationRecord>,
     diagnoses: BTreeMap<usize, DiagnosisRecord>,
     roles: Roles<'r>,
@@ -370,7 +374,9 @@ impl LoopState<'_, '_> {
         }
         let iteration = current.iteration;
         let memory = memory_window(&self.evaluations, &self.diagnoses, self.config.memory);
-        let messages = improver_messages(&self.task(), &memory, best(&self.evaluations), current);
+        let messages =
+            self.prompts
+                .improver(&self.task(), &memory, best(&self.evaluations), current)?;
         let feedback = current.outcome.summary();
         let sampling = seeded(&self.improver_sampling, iteration);
         let model: &mut dyn LanguageModel = match self.roles.improver.as_deref_mut() {
@@ -406,7 +412,9 @@ impl LoopState<'_, '_> {
         let suggestion = current
             .and_then(|c| self.diagnoses.get(&c.iteration))
             .map(|d| d.suggestion.clone());
-        let messages = generator_messages(&self.task(), best, current, suggestion.as_deref());
+        let messages =
+            self.prompts
+                .generator(&self.task(), best, current, suggestion.as_deref())?;
         let sampling = seeded(&self.generator_sampling, iteration);
         let (call, reply) = call::call_model(
             &mut *self.roles.generator,
