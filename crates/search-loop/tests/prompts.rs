@@ -38,7 +38,7 @@ fn records() -> (EvaluationRecord, EvaluationRecord) {
     current.report = Some(
         serde_json::from_value(serde_json::json!({
             "status": "ok", "error": null, "val_acc": null, "test_acc": null,
-            "loss_curve": [2.302585, 1.5], "params": null, "flops": null,
+            "loss_curve": [2.3026, 1.5], "params": null, "flops": null,
             "activation_bytes": null, "seconds": 1.0, "images_per_second": null, "steps": 2,
             "peak_rss_bytes": 0
         }))
