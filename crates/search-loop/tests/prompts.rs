@@ -38,7 +38,7 @@ fn records() -> (EvaluationRecord, EvaluationRecord) {
     current.report = Some(
         serde_json::from_value(serde_json::json!({
             "status": "ok", "error": null, "val_acc": null, "test_acc": null,
-            "loss_curve": [2.3026, 1.5], "params": null, "flops": null,
+            "loss_curve": [2.3041, 1.5], "params": null, "flops": null,
             "activation_bytes": null, "seconds": 1.0, "images_per_second": null, "steps": 2,
             "peak_rss_bytes": 0
         }))
@@ -112,7 +112,7 @@ fn the_default_templates_give_the_prompts_exactly() {
     );
     assert_eq!(
         i[1].content,
-        format!("{TASK}\n\nRecent diagnoses (problem -> suggested change -> result):\n1. too shallow -> add a conv -> val 41%\n2. p -> s -> shape error{ARCHITECTURES}\nTraining loss went from 2.303 to 1.500.\n\nAnswer with the JSON object only.")
+        format!("{TASK}\n\nRecent diagnoses (problem -> suggested change -> result):\n1. too shallow -> add a conv -> val 41%\n2. p -> s -> shape error{ARCHITECTURES}\nTraining loss went from 2.304 to 1.500.\n\nAnswer with the JSON object only.")
     );
 }
 
