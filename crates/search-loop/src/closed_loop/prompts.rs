@@ -61,9 +61,11 @@ impl LoopPrompts {
     }
 
     /// The templates the run in `run` uses: those stored in its `prompts/` folder over the
-    /// defaults, all written back there ([`RunDir::use_prompts`]).
+    /// defaults, all written back there ([`RunDir::store_prompts`]).
     pub fn of_run(run: &RunDir) -> Result<Self, SearchError> {
-        Ok(LoopPrompts(run.use_prompts(Self::SET)?))
+        let prompts = Self::from_dir(&run.prompts_dir())?;
+        run.store_prompts(prompts.templates())?;
+        Ok(prompts)
     }
 
     /// The template set (to store it with a run, or compare it with a stored one).

@@ -1,9 +1,9 @@
 //! The prompt templates of a run, in its `prompts/` folder: stored when the run starts and read
 //! back on resume, so that a run is reproduced from its directory alone.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use llm_local::prompt::{PromptSet, PromptTemplates};
+use llm_local::prompt::PromptTemplates;
 
 use super::{error, write_atomic, RunDir, EVENTS};
 use crate::SearchError;
@@ -39,13 +39,16 @@ pub fn request_prompts(run_dir: &Path, requested: &PromptTemplates) -> Result<()
 }
 
 impl RunDir {
-    /// The templates of `set` this run uses: the defaults overridden by the files of its
-    /// `prompts/` folder. All of them are written back, so the folder holds every template
-    /// the run used.
-    pub fn use_prompts(&self, set: PromptSet) -> Result<PromptTemplates, SearchError> {
-        let templates = PromptTemplates::from_dir(set, &self.path().join(PROMPTS))?;
-        store(self.path(), &templates)?;
-        Ok(templates)
+    /// The folder of the run's prompt templates: read them with `from_dir` of the crate's
+    /// template type (`LoopPrompts`, `RankerPrompts`), which fills in the defaults.
+    pub fn prompts_dir(&self) -> PathBuf {
+        self.path().join(PROMPTS)
+    }
+
+    /// Writes `templates`, all of them, into the run's `prompts/` folder (a file already there
+    /// with the same text is left alone), so that it holds every template the run uses.
+    pub fn store_prompts(&self, templates: &PromptTemplates) -> Result<(), SearchError> {
+        store(self.path(), templates)
     }
 }
 
