@@ -35,6 +35,9 @@
 //! of the `nas eval` worker while the language models stay here (docs/SCALE_OUT.md). The chains
 //! are part of the saved configuration; Ctrl-C cancels the jobs in flight (recorded as
 //! `cancelled`), and `--resume` collects or adopts the candidates a killed driver left in flight.
+//!
+//! `--prompts DIR` replaces any of the two roles' prompt templates (docs/PROMPTS.md); the run
+//! directory keeps the templates it used in `prompts/`, and `--resume` uses those.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,12 +51,12 @@ use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::{
     run_closed_loop, run_closed_loop_on, worker_beside_executable, CachedEvaluator, Evaluator,
-    LoopConfig, LoopExecutor, ProcessEvaluator, Progress, Roles, Summary, TrainerEvaluator,
-    WorkerOptions, WorkerProcesses,
+    LoopConfig, LoopExecutor, LoopPrompts, ProcessEvaluator, Progress, Roles, Summary,
+    TrainerEvaluator, WorkerOptions, WorkerProcesses,
 };
 use nas_rs::search_loop::executor::{build, ExecutorKind};
 use nas_rs::search_loop::report::write_report;
-use nas_rs::search_loop::run::{ModelProvenance, Provenance, RunDir};
+use nas_rs::search_loop::run::{request_prompts, ModelProvenance, Provenance, RunDir};
 use nas_rs::search_loop::worker::{DataSpec, EvalCache, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -137,6 +140,11 @@ struct Args {
     /// grammar and the diagnosis schema.
     #[arg(long)]
     unconstrained: bool,
+    /// Prompt templates overriding the defaults (`generator_system.j2`, `generator_user.j2`,
+    /// `improver_system.j2`, `improver_user.j2`; see docs/PROMPTS.md). They are stored in the
+    /// run's `prompts/` folder, which `--resume` reads back (give the same or none).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
     /// Evaluation cache shared across runs: an architecture trained before with the same data,
     /// recipe and seed is not trained again.
     #[arg(long)]
@@ -162,13 +170,23 @@ fn main() -> ExitCode {
     nas_rs::exit_code(run(Args::parse()))
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(mut args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    if args.resume.is_none() {
+        // One timestamp for the templates and the run.
+        args.run_dir.get_or_insert_with(default_run_dir);
+    }
+    if let (Some(prompts), Some(dir)) = (
+        &args.prompts,
+        args.resume.as_ref().or(args.run_dir.as_ref()),
+    ) {
+        request_prompts(dir, LoopPrompts::from_dir(prompts)?.templates())?;
+    }
     let (mut run, config) = match &args.resume {
         Some(dir) => resume(dir, args.iterations)?,
         None => create(&args)?,

@@ -42,7 +42,8 @@ use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
 use nas_rs::llm_local::runtime::source::DEFAULT_MODEL;
 use nas_rs::ranker::training::{trajectories, DataFormat, TrainingConfig};
 use nas_rs::ranker::{
-    LlmRanker, Pick, PromptStyle, Ranker, RankerError, RankingRequest, DEFAULT_MAX_HISTORY,
+    LlmRanker, Pick, PromptStyle, Ranker, RankerError, RankerPrompts, RankingRequest,
+    DEFAULT_MAX_HISTORY,
 };
 use nas_rs::search_loop::benchmark::{run_on_table_observed, Protocol, Signal};
 use nas_rs::search_loop::{History, RankingSearch, Strategy};
@@ -111,6 +112,19 @@ struct Args {
     /// Trajectories (pruned subspaces) in the training data.
     #[arg(long, default_value_t = 100)]
     trajectories: usize,
+    /// Prompt templates overriding the defaults (`ranker_system.j2`, `ranker_user.j2`; see
+    /// docs/PROMPTS.md), for the search and the training data alike.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+}
+
+impl Args {
+    /// The ranker's templates: the defaults, overridden by `--prompts`.
+    fn prompts(&self) -> Result<RankerPrompts, RankerError> {
+        self.prompts
+            .as_deref()
+            .map_or_else(|| Ok(RankerPrompts::default()), RankerPrompts::from_dir)
+    }
 }
 
 fn main() -> ExitCode {
@@ -179,7 +193,8 @@ fn search(
             PickArg::Score => Pick::Score,
             PickArg::Generate => Pick::Generate,
             PickArg::Free => Pick::Free,
-        }),
+        })
+        .with_prompts(args.prompts()?),
         table,
         signal: table.metric(&protocol.signal)?,
         ranks: Vec::new(),
@@ -266,6 +281,7 @@ fn export(
     let signal = table.metric(&protocol.signal)?;
     let config = TrainingConfig {
         style,
+        prompts: args.prompts()?,
         ..TrainingConfig::default()
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);

@@ -10,6 +10,8 @@
 //!   [`LanguageModel::choose`], generation restricted to one of the given strings.
 //! * The request and response types: [`Message`], [`Completion`] (with [`Usage`] and [`Timing`]),
 //!   [`ContinuationScore`], [`Chosen`].
+//! * [`prompt`]: prompt templates (minijinja) with embedded defaults that a directory of `.j2`
+//!   files overrides; the ranker and the closed loop lay out their prompts with them.
 //!
 //! The candle runtime for GGUF files (llama, qwen2, qwen3 and gemma3 models, held against
 //! llama.cpp) sits in [`runtime`], behind the default-on `runtime` feature (depend with
@@ -23,6 +25,7 @@
 pub mod constraint;
 #[cfg(feature = "openai")]
 pub mod openai;
+pub mod prompt;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 

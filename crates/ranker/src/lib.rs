@@ -22,7 +22,7 @@
 mod llm;
 pub mod training;
 
-pub use llm::{ranking_prompt, LlmRanker, Pick, PromptStyle, DEFAULT_MAX_HISTORY};
+pub use llm::{ranking_prompt, LlmRanker, Pick, PromptStyle, RankerPrompts, DEFAULT_MAX_HISTORY};
 use ncode::{NCode, SearchSpace};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,9 @@ pub enum RankerError {
     /// Training data could not be generated (unknown format, too few scored architectures).
     #[error("training data: {0}")]
     Data(String),
+    /// A prompt template could not be loaded or rendered (the message names its file).
+    #[error(transparent)]
+    Prompt(#[from] llm_local::prompt::PromptError),
 }
 
 /// Picks the next architecture to evaluate from a pool of candidates.

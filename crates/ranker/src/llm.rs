@@ -4,10 +4,12 @@
 //! constraint, so the answer is always a valid candidate; or, for comparison with the paper's
 //! setting, read from a free reply.
 
-use std::fmt::Write as _;
+use std::path::Path;
 
+use llm_local::prompt::{PromptSet, PromptTemplates};
 use llm_local::{Constraint, LanguageModel, LlmError, Message, Sampling};
-use ncode::SearchSpace;
+use minijinja::context;
+use serde::Serialize;
 
 use crate::{Observation, Ranker, RankerError, RankingRequest};
 
@@ -49,73 +51,122 @@ fn normalised(history: &[Observation]) -> Vec<Option<f64>> {
         .collect()
 }
 
-fn line(space: &SearchSpace, o: &Observation, score: Option<f64>) -> String {
-    match score {
-        Some(s) => format!("{}|{s:.4}", space.format(&o.code)),
-        None => format!("{}|failed", space.format(&o.code)),
+/// One history line's data: the NCode and its normalised score.
+#[derive(Serialize)]
+struct HistoryLine {
+    ncode: String,
+    /// The normalised score with four decimals, or `failed`.
+    score: String,
+    /// The normalised score; `None` for a failed evaluation.
+    value: Option<f64>,
+}
+
+/// One dimension of the space, for the system prompt.
+#[derive(Serialize)]
+struct DimensionView<'a> {
+    position: usize,
+    name: &'a str,
+    choices: Vec<String>,
+}
+
+/// The ranker's prompt templates, `ranker_system.j2` and `ranker_user.j2` (their variables are
+/// listed in docs/PROMPTS.md). The data (normalised scores, the order and length of the
+/// history) is computed here; the templates lay it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankerPrompts(PromptTemplates);
+
+impl RankerPrompts {
+    /// The templates and their embedded defaults (LM-Searcher's prompt).
+    pub const SET: PromptSet = &[
+        ("ranker_system", include_str!("../prompts/ranker_system.j2")),
+        ("ranker_user", include_str!("../prompts/ranker_user.j2")),
+    ];
+
+    /// The defaults overridden by the `ranker_system.j2` / `ranker_user.j2` files of `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self, RankerError> {
+        Ok(RankerPrompts(PromptTemplates::from_dir(Self::SET, dir)?))
+    }
+
+    /// The template set (to store it with a run, or compare it with a stored one).
+    pub fn templates(&self) -> &PromptTemplates {
+        &self.0
+    }
+
+    /// The system and user messages of one ranking request: the history in `style`'s order,
+    /// at most `max_history` lines of it.
+    pub fn messages(
+        &self,
+        request: &RankingRequest<'_>,
+        style: PromptStyle,
+        max_history: usize,
+    ) -> Result<Vec<Message>, RankerError> {
+        let space = request.space;
+        let dimensions: Vec<DimensionView<'_>> = space
+            .dimensions()
+            .iter()
+            .enumerate()
+            .map(|(position, d)| DimensionView {
+                position,
+                name: &d.name,
+                choices: d.choices.iter().map(ToString::to_string).collect(),
+            })
+            .collect();
+        let history = request.history;
+        let norm = normalised(history);
+        let line = |i: usize| HistoryLine {
+            ncode: space.format(&history[i].code),
+            score: norm[i].map_or_else(|| "failed".into(), |s| format!("{s:.4}")),
+            value: norm[i],
+        };
+        let mut best_first: Vec<usize> = (0..history.len()).collect();
+        best_first.sort_by(|&a, &b| norm[b].unwrap_or(-1.0).total_cmp(&norm[a].unwrap_or(-1.0)));
+        let (style_name, shown): (&str, Vec<usize>) = match style {
+            PromptStyle::BestFirst => (
+                "best_first",
+                best_first.iter().copied().take(max_history).collect(),
+            ),
+            PromptStyle::Chronological => (
+                "chronological",
+                (history.len().saturating_sub(max_history)..history.len()).collect(),
+            ),
+        };
+        let system = self.0.render(
+            "ranker_system",
+            context! { space => space.name(), dimensions },
+        )?;
+        let user = self.0.render(
+            "ranker_user",
+            context! {
+                task => request.task,
+                style => style_name,
+                history => shown.into_iter().map(line).collect::<Vec<_>>(),
+                best => best_first.into_iter().take(BEST_SHOWN).map(line).collect::<Vec<_>>(),
+                candidates => request.candidates.iter().map(|c| space.format(c)).collect::<Vec<_>>(),
+            },
+        )?;
+        Ok(vec![Message::system(system), Message::user(user)])
     }
 }
 
-/// The system and user messages of one ranking request.
+impl Default for RankerPrompts {
+    fn default() -> Self {
+        RankerPrompts(PromptTemplates::defaults(Self::SET))
+    }
+}
+
+/// The best entries the `best` variable holds (the chronological prompt's summary).
+const BEST_SHOWN: usize = 3;
+
+/// The system and user messages of one ranking request, with the default templates
+/// ([`RankerPrompts::messages`]).
 pub fn ranking_prompt(
     request: &RankingRequest<'_>,
     style: PromptStyle,
     max_history: usize,
 ) -> Vec<Message> {
-    let space = request.space;
-    let mut system = String::from(
-        "You are an expert in neural architecture search. Architectures are written as NCodes: one choice index per dimension of the search space. You pick the candidate most likely to score highest.",
-    );
-    let _ = write!(system, "\nSearch space `{}`:", space.name());
-    for (i, d) in space.dimensions().iter().enumerate() {
-        let choices: Vec<String> = d
-            .choices
-            .iter()
-            .enumerate()
-            .map(|(j, c)| format!("{j}={c}"))
-            .collect();
-        let _ = write!(
-            system,
-            "\n- position {i} `{}`: {}",
-            d.name,
-            choices.join(", ")
-        );
-    }
-    let history = request.history;
-    let norm = normalised(history);
-    let mut order: Vec<usize> = (0..history.len()).collect();
-    let best_first = |order: &mut Vec<usize>| {
-        order.sort_by(|&a, &b| norm[b].unwrap_or(-1.0).total_cmp(&norm[a].unwrap_or(-1.0)))
-    };
-    let mut user = format!("Task: {}\n", request.task);
-    match style {
-        PromptStyle::BestFirst => {
-            best_first(&mut order);
-            order.truncate(max_history);
-            user.push_str("Evaluated architectures, best first (ncode|normalised score):\n");
-            for &i in &order {
-                let _ = writeln!(user, "{}", line(space, &history[i], norm[i]));
-            }
-        }
-        PromptStyle::Chronological => {
-            let skip = history.len().saturating_sub(max_history);
-            user.push_str("Evaluated architectures, in order (ncode|normalised score):\n");
-            for i in skip..history.len() {
-                let _ = writeln!(user, "{}", line(space, &history[i], norm[i]));
-            }
-            best_first(&mut order);
-            user.push_str("Best so far:\n");
-            for &i in order.iter().take(3) {
-                let _ = writeln!(user, "{}", line(space, &history[i], norm[i]));
-            }
-        }
-    }
-    user.push_str("Candidates:\n");
-    for c in request.candidates {
-        let _ = writeln!(user, "{}", space.format(c));
-    }
-    user.push_str("Answer with the NCode of the best candidate only.");
-    vec![Message::system(system), Message::user(user)]
+    RankerPrompts::default()
+        .messages(request, style, max_history)
+        .expect("the default ranking templates render every request")
 }
 
 /// How the ranker gets its pick out of the model.
@@ -143,6 +194,7 @@ pub struct LlmRanker<M> {
     style: PromptStyle,
     max_history: usize,
     pick: Pick,
+    prompts: RankerPrompts,
 }
 
 impl<M: LanguageModel> LlmRanker<M> {
@@ -159,7 +211,14 @@ impl<M: LanguageModel> LlmRanker<M> {
             style,
             max_history,
             pick: Pick::default(),
+            prompts: RankerPrompts::default(),
         }
+    }
+
+    /// The same ranker laying out its prompt with `prompts`.
+    pub fn with_prompts(mut self, prompts: RankerPrompts) -> Self {
+        self.prompts = prompts;
+        self
     }
 
     /// The same ranker getting its pick by `pick`.
@@ -184,7 +243,9 @@ impl<M: LanguageModel> Ranker for LlmRanker<M> {
             return Err(RankerError::EmptyPool);
         }
         let backend = |e: llm_local::LlmError| RankerError::Backend(e.to_string());
-        let messages = ranking_prompt(request, self.style, self.max_history);
+        let messages = self
+            .prompts
+            .messages(request, self.style, self.max_history)?;
         let options: Vec<String> = request
             .candidates
             .iter()

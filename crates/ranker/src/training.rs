@@ -5,7 +5,8 @@
 //! the subspace, scores them with the caller's closure (on parent codes), and then replays the
 //! search an oracle ranker would run on them: a few random warm-up evaluations, then at each step
 //! a pool of unseen sampled candidates whose best-scoring member is the answer and joins the
-//! history. Every step is one [`RankingExample`] whose prompt is exactly [`ranking_prompt`]'s, so
+//! history. Every step is one [`RankingExample`] whose prompt is exactly the ranker's (the
+//! templates of [`TrainingConfig::prompts`], by default [`crate::ranking_prompt`]'s), so
 //! a model fine-tuned on the examples sees at inference what it saw in training. The examples
 //! convert to LLaMA-Factory's `sharegpt` and `alpaca` records ([`ShareGptRecord`],
 //! [`AlpacaRecord`]); writing them as JSON lines is the caller's job.
@@ -21,7 +22,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ranking_prompt, Observation, PromptStyle, RankerError, RankingRequest, DEFAULT_MAX_HISTORY,
+    Observation, PromptStyle, RankerError, RankerPrompts, RankingRequest, DEFAULT_MAX_HISTORY,
 };
 
 /// Subspaces with more architectures than this are sampled, smaller ones enumerated.
@@ -49,6 +50,8 @@ pub struct TrainingConfig {
     pub style: PromptStyle,
     /// History lines in each prompt, as at inference.
     pub max_history: usize,
+    /// The prompt templates, as at inference.
+    pub prompts: RankerPrompts,
 }
 
 impl Default for TrainingConfig {
@@ -64,6 +67,7 @@ impl Default for TrainingConfig {
             steps: 50,
             style: PromptStyle::BestFirst,
             max_history: DEFAULT_MAX_HISTORY,
+            prompts: RankerPrompts::default(),
         }
     }
 }
@@ -77,7 +81,7 @@ pub struct RankingExample {
     pub candidates: Vec<NCode>,
     /// The index in `candidates` of the best-scoring candidate.
     pub best: usize,
-    /// [`ranking_prompt`]'s system and user messages for this step.
+    /// The ranking prompt's system and user messages for this step ([`RankerPrompts::messages`]).
     pub messages: Vec<Message>,
     /// The expected answer: the best candidate's NCode in text form.
     pub answer: String,
@@ -116,7 +120,7 @@ pub fn trajectories<R: Rng + ?Sized>(
         let subspace = Subspace::random(parent.clone(), config.pruning, rng);
         let scored = sample_scored(&subspace, config, &mut score, rng)?;
         if scored.len() >= config.warmup + config.pool_size {
-            out.push(replay(subspace, scored, task, config, rng));
+            out.push(replay(subspace, scored, task, config, rng)?);
         }
     }
     if out.len() < count {
@@ -176,7 +180,7 @@ fn replay<R: Rng + ?Sized>(
     task: &str,
     config: &TrainingConfig,
     rng: &mut R,
-) -> Trajectory {
+) -> Result<Trajectory, RankerError> {
     let mut history: Vec<Observation> = remaining.drain(..config.warmup).collect();
     let mut examples = Vec::new();
     while examples.len() < config.steps && remaining.len() >= 2 {
@@ -195,7 +199,9 @@ fn replay<R: Rng + ?Sized>(
             history: &history,
             candidates: &candidates,
         };
-        let messages = ranking_prompt(&request, config.style, config.max_history);
+        let messages = config
+            .prompts
+            .messages(&request, config.style, config.max_history)?;
         let answer = subspace.space().format(&candidates[best]);
         examples.push(RankingExample {
             history: history.clone(),
@@ -206,7 +212,7 @@ fn replay<R: Rng + ?Sized>(
         });
         history.push(remaining.swap_remove(best));
     }
-    Trajectory { subspace, examples }
+    Ok(Trajectory { subspace, examples })
 }
 
 /// The training-data formats of LLaMA-Factory.
@@ -369,7 +375,7 @@ mod tests {
             history: &ex.history,
             candidates: &ex.candidates,
         };
-        let prompt = ranking_prompt(&request, config.style, config.max_history);
+        let prompt = crate::ranking_prompt(&request, config.style, config.max_history);
         let share = ex.to_sharegpt();
         let froms: Vec<&str> = share
             .conversations

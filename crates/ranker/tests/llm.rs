@@ -5,7 +5,10 @@ use llm_local::runtime::gguf::Architecture;
 use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
 use llm_local::runtime::GgufModel;
 use ncode::{Dimension, NCode, SearchSpace};
-use ranker::{ranking_prompt, LlmRanker, Observation, Pick, PromptStyle, Ranker, RankingRequest};
+use ranker::{
+    ranking_prompt, LlmRanker, Observation, Pick, PromptStyle, Ranker, RankerError, RankerPrompts,
+    RankingRequest,
+};
 
 fn space() -> SearchSpace {
     SearchSpace::new(
@@ -195,4 +198,104 @@ fn arch_space_like_nb201() -> SearchSpace {
             .collect(),
     )
     .unwrap()
+}
+
+#[test]
+fn the_default_templates_give_lm_searchers_prompt_exactly() {
+    let space = SearchSpace::new(
+        "toy",
+        vec![
+            Dimension::labels("op0", ["a", "b", "c"]),
+            Dimension::ints("w", 0..3),
+        ],
+    )
+    .unwrap();
+    let history = [
+        obs(&[0, 0], Some(3.0)),
+        obs(&[1, 2], None),
+        obs(&[2, 1], Some(7.0)),
+        obs(&[1, 1], Some(4.0)),
+        obs(&[0, 2], Some(5.5)),
+    ];
+    let pool = [NCode::new(vec![2, 2]), NCode::new(vec![2, 0])];
+    let request = RankingRequest {
+        space: &space,
+        task: "toy",
+        history: &history,
+        candidates: &pool,
+    };
+    let messages = RankerPrompts::default()
+        .messages(&request, PromptStyle::Chronological, 3)
+        .unwrap();
+    assert_eq!(
+        messages,
+        ranking_prompt(&request, PromptStyle::Chronological, 3)
+    );
+    assert_eq!(
+        messages[0].content,
+        "You are an expert in neural architecture search. Architectures are written as NCodes: one choice index per dimension of the search space. You pick the candidate most likely to score highest.\nSearch space `toy`:\n- position 0 `op0`: 0=a, 1=b, 2=c\n- position 1 `w`: 0=0, 1=1, 2=2"
+    );
+    assert_eq!(
+        messages[1].content,
+        "Task: toy\nEvaluated architectures, in order (ncode|normalised score):\n21|1.0000\n11|0.2500\n02|0.6250\nBest so far:\n21|1.0000\n02|0.6250\n11|0.2500\nCandidates:\n22\n20\nAnswer with the NCode of the best candidate only."
+    );
+}
+
+#[test]
+fn a_template_directory_overrides_the_user_message_only_and_errors_name_the_file() {
+    let dir = std::env::temp_dir().join(format!("ranker-prompts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ranker_user.j2"),
+        "{{ task }} [{{ style }}]\n{% for h in history %}{{ h.ncode }}={{ h.value }};{% endfor %}\n{{ candidates | join(\" \") }}\n",
+    )
+    .unwrap();
+    let space = space();
+    let history = [obs(&[0, 0, 0], Some(1.0)), obs(&[1, 1, 1], Some(3.0))];
+    let pool = [NCode::new(vec![2, 2, 2]), NCode::new(vec![0, 1, 2])];
+    let request = RankingRequest {
+        space: &space,
+        task: "toy",
+        history: &history,
+        candidates: &pool,
+    };
+    let custom = RankerPrompts::from_dir(&dir).unwrap();
+    let messages = custom
+        .messages(&request, PromptStyle::BestFirst, 50)
+        .unwrap();
+    let defaults = ranking_prompt(&request, PromptStyle::BestFirst, 50);
+    assert_eq!(
+        messages[0], defaults[0],
+        "the system message is the default"
+    );
+    assert_eq!(
+        messages[1].content,
+        "toy [best_first]\n111=1.0;000=0.0;222 012"
+    );
+
+    std::fs::write(dir.join("ranker_user.j2"), "{{ task }}\n{{ histroy }}").unwrap();
+    let path = dir.join("tiny.gguf");
+    write_tiny_model(&path, Architecture::Qwen2, &TinyModelOptions::default()).unwrap();
+    let model = GgufModel::load(&path, &Device::Cpu).unwrap();
+    let mut ranker = LlmRanker::new(model).with_prompts(RankerPrompts::from_dir(&dir).unwrap());
+    let err = ranker.choose(&request).unwrap_err();
+    assert!(matches!(err, RankerError::Prompt(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("ranker_user.j2, line 2") && text.contains("undefined"),
+        "{text}"
+    );
+
+    std::fs::write(dir.join("ranker_user.j2"), "{% if %}").unwrap();
+    let text = RankerPrompts::from_dir(&dir).unwrap_err().to_string();
+    assert!(text.contains("ranker_user.j2, line 1"), "{text}");
+    std::fs::remove_file(dir.join("ranker_user.j2")).unwrap();
+    std::fs::write(dir.join("generator_user.j2"), "").unwrap();
+    let text = RankerPrompts::from_dir(&dir).unwrap_err().to_string();
+    assert!(
+        text.contains("generator_user.j2") && text.contains("ranker_system.j2, ranker_user.j2"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

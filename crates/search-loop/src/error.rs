@@ -54,6 +54,9 @@ pub enum SearchError {
         /// What went wrong.
         reason: String,
     },
+    /// A prompt template could not be loaded or rendered (the message names its file).
+    #[error(transparent)]
+    Prompt(#[from] llm_local::prompt::PromptError),
     /// A language model could not be loaded or failed outside an iteration.
     #[error(transparent)]
     Llm(#[from] llm_local::LlmError),

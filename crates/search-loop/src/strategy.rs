@@ -4,8 +4,9 @@ use std::str::FromStr;
 use candle_core::Device;
 use llm_local::runtime::source::DEFAULT_MODEL;
 use llm_local::LanguageModel;
-use ranker::{LlmRanker, PromptStyle, RandomRanker, DEFAULT_MAX_HISTORY};
+use ranker::{LlmRanker, PromptStyle, RandomRanker, RankerPrompts, DEFAULT_MAX_HISTORY};
 
+use crate::run::RunDir;
 use crate::strategies::{LocalSearch, RandomSearch, RankingSearch, RegularizedEvolution, Tpe};
 use crate::{SearchError, Searcher};
 
@@ -93,6 +94,29 @@ impl Strategy {
     /// A fresh searcher of this strategy, seeded. LLM strategies resolve their model spec and
     /// load the model here (on the CPU), so each searcher owns its model.
     pub fn build(&self, seed: u64) -> Result<Box<dyn Searcher + Send>, SearchError> {
+        self.build_with(seed, RankerPrompts::default())
+    }
+
+    /// [`Strategy::build`] for the run in `run`: the LLM strategies lay out their prompts with
+    /// the run's templates (those in its `prompts/` folder over the defaults, all stored there).
+    pub fn build_in(
+        &self,
+        seed: u64,
+        run: &RunDir,
+    ) -> Result<Box<dyn Searcher + Send>, SearchError> {
+        if !matches!(self, Strategy::RankLlm { .. }) {
+            return self.build(seed);
+        }
+        let prompts = RankerPrompts::from_dir(&run.prompts_dir())?;
+        run.store_prompts(prompts.templates())?;
+        self.build_with(seed, prompts)
+    }
+
+    fn build_with(
+        &self,
+        seed: u64,
+        prompts: RankerPrompts,
+    ) -> Result<Box<dyn Searcher + Send>, SearchError> {
         Ok(match self {
             Strategy::Random => Box::new(RandomSearch::new(seed)),
             Strategy::Rea => Box::new(RegularizedEvolution::new(seed)),
@@ -104,7 +128,8 @@ impl Strategy {
             )),
             Strategy::RankLlm { style, .. } => {
                 let model = Self::load_model(self.model_spec().unwrap_or(DEFAULT_MODEL))?;
-                let ranker = LlmRanker::with_style(model, *style, DEFAULT_MAX_HISTORY);
+                let ranker =
+                    LlmRanker::with_style(model, *style, DEFAULT_MAX_HISTORY).with_prompts(prompts);
                 Box::new(RankingSearch::new(ranker, seed))
             }
         })

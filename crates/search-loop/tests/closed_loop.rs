@@ -13,10 +13,12 @@ use llm_local::runtime::GgufModel;
 use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
 use llm_local::{Enforcement, Sampling, Timing, Usage};
 use search_loop::closed_loop::{
-    generator_messages, read_diagnosis, run_closed_loop, Evaluator, LoopConfig, Roles,
+    generator_messages, read_diagnosis, run_closed_loop, Evaluator, LoopConfig, LoopPrompts, Roles,
     TrainerEvaluator,
 };
-use search_loop::run::{Event, OutcomeStatus, Provenance, RunDir, EVENTS};
+use search_loop::run::{
+    request_prompts, Event, OutcomeStatus, Provenance, RunDir, EVENTS, PROMPTS,
+};
 use trainer::data::synthetic::brightest_quadrant;
 use trainer::train::TrainConfig;
 
@@ -317,5 +319,71 @@ fn constrained_roles_always_answer_in_form() {
     if reply.finish == FinishReason::EndOfText {
         assert!(read_diagnosis(&reply.text, "").parsed, "{}", reply.text);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run stores the templates it uses in `prompts/`, and a resumed run renders with the stored
+/// ones (no `--prompts` needed, other templates refused).
+#[test]
+fn a_run_stores_its_prompt_templates_and_resumes_with_them() {
+    let dir = temp_dir("prompts");
+    let custom = dir.join("custom");
+    std::fs::create_dir_all(&custom).unwrap();
+    std::fs::write(
+        custom.join("generator_user.j2"),
+        "Attempt for {{ task }} after iteration {{ best.iteration }}\n",
+    )
+    .unwrap();
+    let custom = LoopPrompts::from_dir(&custom).unwrap();
+    let run_dir = dir.join("run");
+    request_prompts(&run_dir, custom.templates()).unwrap();
+    let mut run =
+        RunDir::create(&run_dir, &config(1), &Provenance::collect("cpu", vec![])).unwrap();
+    let mut generator = Script::new(&[WIDER, START]);
+    let mut improver = Script::new(&[r#"{"problem": "p", "suggestion": "s"}"#; 2]);
+    let run_to = |run: &mut RunDir, generator: &mut Script, improver: &mut Script, last| {
+        let roles = Roles {
+            generator,
+            improver: Some(improver),
+        };
+        run_closed_loop(&config(last), run, roles, &mut evaluator(), &mut |_| {}).unwrap()
+    };
+    run_to(&mut run, &mut generator, &mut improver, 1);
+    let stored = run_dir.join(PROMPTS);
+    let mut files: Vec<String> = std::fs::read_dir(&stored)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "generator_system.j2",
+            "generator_user.j2",
+            "improver_system.j2",
+            "improver_user.j2"
+        ]
+    );
+    assert_eq!(LoopPrompts::from_dir(&stored).unwrap(), custom);
+    let user = |prompt: &str| prompt.split("\n---\n").nth(1).unwrap().to_string();
+    assert_eq!(
+        user(&generator.prompts[0]),
+        "Attempt for Brightest-quadrant classification after iteration 0"
+    );
+    drop(run);
+
+    let err = request_prompts(&run_dir, LoopPrompts::default().templates()).unwrap_err();
+    assert!(
+        err.to_string().contains("generator_user.j2 differ"),
+        "{err}"
+    );
+    let mut run = RunDir::open(&run_dir).unwrap();
+    let summary = run_to(&mut run, &mut generator, &mut improver, 2);
+    assert_eq!(summary.finished_evaluations, 3);
+    assert!(
+        user(&generator.prompts[1]).starts_with("Attempt for Brightest-quadrant classification"),
+        "{}",
+        generator.prompts[1]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use nas_rs::arch_space::tabular::dataset_prefix;
 use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
+use nas_rs::ranker::RankerPrompts;
 use nas_rs::search_loop::benchmark::{Constraint, Protocol, Signal};
 use nas_rs::search_loop::parallel::{load_space, SpaceSearch, TableSearch};
-use nas_rs::search_loop::run::RunDir;
+use nas_rs::search_loop::run::{request_prompts, RunDir};
 use nas_rs::search_loop::{History, Strategy};
 use serde_json::json;
 
@@ -56,6 +57,11 @@ pub struct SearchArgs {
     /// command) are not evaluated again.
     #[arg(long, requires = "evaluator")]
     cache: Option<PathBuf>,
+    /// Prompt templates of the LLM ranker (`ranker_system.j2`, `ranker_user.j2`; see
+    /// docs/PROMPTS.md) overriding the defaults; stored in the run's `prompts/` folder, which a
+    /// resumed run reads back.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
     /// Where evaluations run.
     #[command(flatten)]
     execution: ExecutorArgs,
@@ -72,6 +78,15 @@ pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
         .ok_or("give the run directory: --run-dir DIR (or --resume DIR)")?;
     if args.record.resume.is_some() && !dir.join("events.jsonl").exists() {
         return Err(format!("--resume {}: no run there", dir.display()).into());
+    }
+    if let Some(prompts) = &args.prompts {
+        if args.record.resume.is_none() && args.strategy.model_spec().is_none() {
+            return Err(
+                "--prompts: only the LLM strategies (rank-llm, rank-llm-chrono) have prompts"
+                    .into(),
+            );
+        }
+        request_prompts(dir, RankerPrompts::from_dir(prompts)?.templates())?;
     }
     // A resumed run keeps its kind: its configuration names an evaluator or a table.
     let recorded: Option<SpaceSearch> = match &args.record.resume {

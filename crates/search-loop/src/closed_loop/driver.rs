@@ -17,8 +17,8 @@ use llm_local::{LanguageModel, Sampling};
 
 use super::backend::{Backend, Evaluated, InProcess, LoopExecutor, OnExecutor};
 use super::{
-    architecture_hash, best, call, generator_messages, improver_messages, memory_window,
-    read_diagnosis, Evaluator, LoopConfig, Progress, Roles, Summary, TaskPrompt,
+    architecture_hash, best, call, memory_window, read_diagnosis, Evaluator, LoopConfig,
+    LoopPrompts, Progress, Roles, Summary, TaskPrompt,
 };
 use crate::run::{
     unix_time, DiagnosisRecord, EvaluationRecord, Event, LlmCall, Outcome, OutcomeStatus, RunDir,
@@ -71,6 +71,7 @@ fn drive(
         input,
         generator_sampling: config.generator_sampling_for(&input)?,
         improver_sampling: config.improver_sampling_constrained(),
+        prompts: LoopPrompts::of_run(run)?,
         evaluations: run.evaluations()?,
         diagnoses: run.diagnoses()?,
         pending: BTreeMap::new(),
@@ -152,6 +153,8 @@ struct LoopState<'a, 'r> {
     /// The roles' sampling, with their constraints.
     generator_sampling: Sampling,
     improver_sampling: Sampling,
+    /// The roles' prompt templates (the run's, from its `prompts/` folder).
+    prompts: LoopPrompts,
     /// Finished evaluations, in the order they finished (a resumed run: by iteration).
     evaluations: Vec<EvaluationRecord>,
     diagnoses: BTreeMap<usize, DiagnosisRecord>,
@@ -230,7 +233,9 @@ impl LoopState<'_, '_> {
             chain,
             self.config.memory,
         );
-        let messages = improver_messages(&self.task(), &memory, best(&self.evaluations), current);
+        let messages =
+            self.prompts
+                .improver(&self.task(), &memory, best(&self.evaluations), current)?;
         let feedback = current.outcome.summary();
         let sampling = seeded(&self.improver_sampling, iteration);
         let model: &mut dyn LanguageModel = match self.roles.improver.as_deref_mut() {
@@ -271,7 +276,9 @@ impl LoopState<'_, '_> {
         let suggestion = parent
             .and_then(|p| self.diagnoses.get(&p))
             .map(|d| d.suggestion.clone());
-        let messages = generator_messages(&self.task(), best, current, suggestion.as_deref());
+        let messages =
+            self.prompts
+                .generator(&self.task(), best, current, suggestion.as_deref())?;
         let sampling = seeded(&self.generator_sampling, iteration);
         let (call, reply) = call::call_model(
             &mut *self.roles.generator,

@@ -42,7 +42,8 @@ pub use memory::{memory_window, MemoryEntry};
 pub(crate) use process::{out_of_memory, read_end, tail, wait};
 pub use process::{worker_beside_executable, ProcessEvaluator, WorkerOptions, WorkerProcesses};
 pub use prompts::{
-    generator_messages, improver_messages, read_diagnosis, Diagnosis, TaskPrompt, DIAGNOSIS_SCHEMA,
+    generator_messages, improver_messages, read_diagnosis, Diagnosis, LoopPrompts, TaskPrompt,
+    DIAGNOSIS_SCHEMA,
 };
 
 use crate::run::{hex, EvaluationRecord, Outcome, OutcomeStatus};

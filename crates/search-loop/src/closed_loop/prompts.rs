@@ -1,13 +1,17 @@
-//! The two roles' prompts and the reading of the Prompt Improver's answer.
+//! The two roles' prompts (templates, [`LoopPrompts`]) and the reading of the Prompt Improver's
+//! answer.
 
-use std::fmt::Write as _;
+use std::path::Path;
 
 use arch_space::lang::{prompt_card, Budget, InputSpec};
+use llm_local::prompt::{PromptSet, PromptTemplates};
 use llm_local::Message;
-use serde::Deserialize;
+use minijinja::{context, Value};
+use serde::{Deserialize, Serialize};
 
 use super::memory::MemoryEntry;
-use crate::run::{truncate, EvaluationRecord};
+use crate::run::{truncate, EvaluationRecord, RunDir};
+use crate::SearchError;
 
 /// What the roles are told about the task.
 #[derive(Debug, Clone, Copy)]
@@ -23,114 +27,178 @@ pub struct TaskPrompt<'a> {
     pub lazy: bool,
 }
 
-impl TaskPrompt<'_> {
-    fn text(&self) -> String {
-        let mut text = format!(
-            "Task: {}. The network is trained for one epoch and judged by its validation accuracy.",
-            self.description
-        );
-        if let Some(p) = self.budget.max_params {
-            let _ = write!(text, " It must have at most {p} parameters.");
-        }
-        if let Some(f) = self.budget.max_flops {
-            let _ = write!(
-                text,
-                " It must take at most {f} multiply-accumulates per image."
-            );
-        }
-        text
+/// The loop's prompt templates: `generator_system.j2`, `generator_user.j2`,
+/// `improver_system.j2` and `improver_user.j2` (their variables are listed in
+/// docs/PROMPTS.md). The data (the best and latest architectures, the memory window, the loss)
+/// is chosen here; the templates lay it out. Both templates of a role see the same variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopPrompts(PromptTemplates);
+
+impl LoopPrompts {
+    /// The templates and their embedded defaults.
+    pub const SET: PromptSet = &[
+        (
+            "generator_system",
+            include_str!("../../prompts/generator_system.j2"),
+        ),
+        (
+            "generator_user",
+            include_str!("../../prompts/generator_user.j2"),
+        ),
+        (
+            "improver_system",
+            include_str!("../../prompts/improver_system.j2"),
+        ),
+        (
+            "improver_user",
+            include_str!("../../prompts/improver_user.j2"),
+        ),
+    ];
+
+    /// The defaults overridden by the template files of `dir` (see [`LoopPrompts::SET`]).
+    pub fn from_dir(dir: &Path) -> Result<Self, SearchError> {
+        Ok(LoopPrompts(PromptTemplates::from_dir(Self::SET, dir)?))
+    }
+
+    /// The templates the run in `run` uses: those stored in its `prompts/` folder over the
+    /// defaults, all written back there ([`RunDir::store_prompts`]).
+    pub fn of_run(run: &RunDir) -> Result<Self, SearchError> {
+        let prompts = Self::from_dir(&run.prompts_dir())?;
+        run.store_prompts(prompts.templates())?;
+        Ok(prompts)
+    }
+
+    /// The template set (to store it with a run, or compare it with a stored one).
+    pub fn templates(&self) -> &PromptTemplates {
+        &self.0
+    }
+
+    /// The Code Generator's messages: the task and the language, the best architecture so far,
+    /// the current one with its outcome (when it is not the best), and the latest suggestion.
+    pub fn generator(
+        &self,
+        task: &TaskPrompt<'_>,
+        best: Option<&EvaluationRecord>,
+        current: Option<&EvaluationRecord>,
+        suggestion: Option<&str>,
+    ) -> Result<Vec<Message>, SearchError> {
+        let latest = current.filter(|c| best.is_none_or(|b| b.iteration != c.iteration));
+        let context = context! {
+            best => best.map(|b| Architecture::of(b, task.lazy)),
+            latest => latest.map(|c| Architecture::of(c, task.lazy)),
+            suggestion => suggestion.map(str::trim).filter(|s| !s.is_empty()),
+            ..task.context()
+        };
+        self.messages("generator", &context)
+    }
+
+    /// The Prompt Improver's messages: the memory window, the best architecture (when it is not
+    /// the current one) and the current one, and the current one's training loss.
+    pub fn improver(
+        &self,
+        task: &TaskPrompt<'_>,
+        memory: &[MemoryEntry],
+        best: Option<&EvaluationRecord>,
+        current: &EvaluationRecord,
+    ) -> Result<Vec<Message>, SearchError> {
+        let best = best.filter(|b| b.iteration != current.iteration);
+        let curve = current.report.as_ref().map(|r| &r.loss_curve);
+        let loss = curve.and_then(|c| Some((c.first()?, c.last()?)));
+        let context = context! {
+            memory => memory,
+            best => best.map(|b| Architecture::of(b, task.lazy)),
+            latest => Architecture::of(current, task.lazy),
+            loss => loss.map(|(first, last)| context! {
+                first => format!("{first:.3}"),
+                last => format!("{last:.3}"),
+            }),
+            ..task.context()
+        };
+        self.messages("improver", &context)
+    }
+
+    /// Renders `{role}_system` and `{role}_user`.
+    fn messages(&self, role: &str, context: &Value) -> Result<Vec<Message>, SearchError> {
+        Ok(vec![
+            Message::system(self.0.render(&format!("{role}_system"), context)?),
+            Message::user(self.0.render(&format!("{role}_user"), context)?),
+        ])
     }
 }
 
-fn architecture_block(out: &mut String, heading: &str, record: &EvaluationRecord, lazy: bool) {
-    let (first, second) = (&record.canonical, &record.architecture);
-    let (first, second) = if lazy {
-        (second, first)
-    } else {
-        (first, second)
-    };
-    let code = first
-        .as_deref()
-        .or(second.as_deref())
-        .unwrap_or("(no architecture)");
-    let _ = write!(
-        out,
-        "\n\n{heading} (iteration {}: {}):\n```python\n{}\n```",
-        record.iteration,
-        record.outcome.summary(),
-        code.trim()
-    );
+impl Default for LoopPrompts {
+    fn default() -> Self {
+        LoopPrompts(PromptTemplates::defaults(Self::SET))
+    }
 }
 
-/// The Code Generator's messages: the task and the language, the best architecture so far, the
-/// current one with its outcome, and the latest suggestion.
+impl TaskPrompt<'_> {
+    /// The variables every template of the loop sees.
+    fn context(&self) -> Value {
+        context! {
+            task => self.description,
+            max_params => self.budget.max_params,
+            max_flops => self.budget.max_flops,
+            lazy => self.lazy,
+            classes => self.input.classes,
+            language => prompt_card(&self.input),
+        }
+    }
+}
+
+/// An architecture as the templates see it.
+#[derive(Serialize)]
+struct Architecture<'a> {
+    iteration: usize,
+    /// The outcome in words (accuracy or typed failure).
+    outcome: String,
+    /// The architecture's text: as written under the generation grammar (lazy widths), else
+    /// with its widths filled in.
+    code: &'a str,
+}
+
+impl<'a> Architecture<'a> {
+    fn of(record: &'a EvaluationRecord, lazy: bool) -> Self {
+        let (first, second) = (&record.canonical, &record.architecture);
+        let (first, second) = if lazy {
+            (second, first)
+        } else {
+            (first, second)
+        };
+        Architecture {
+            iteration: record.iteration,
+            outcome: record.outcome.summary(),
+            code: first
+                .as_deref()
+                .or(second.as_deref())
+                .unwrap_or("(no architecture)")
+                .trim(),
+        }
+    }
+}
+
+/// The Code Generator's messages with the default templates ([`LoopPrompts::generator`]).
 pub fn generator_messages(
     task: &TaskPrompt<'_>,
     best: Option<&EvaluationRecord>,
     current: Option<&EvaluationRecord>,
     suggestion: Option<&str>,
 ) -> Vec<Message> {
-    let system = format!(
-        "You are an expert deep-learning engineer who designs convolutional neural networks.\n{}",
-        prompt_card(&task.input)
-    );
-    let mut user = task.text();
-    if let Some(best) = best {
-        architecture_block(&mut user, "Best architecture so far", best, task.lazy);
-    }
-    if let Some(current) = current.filter(|c| best.is_none_or(|b| b.iteration != c.iteration)) {
-        architecture_block(&mut user, "Latest architecture", current, task.lazy);
-    }
-    if let Some(s) = suggestion.filter(|s| !s.trim().is_empty()) {
-        let _ = write!(user, "\n\nSuggested change: {}", s.trim());
-    }
-    user.push_str(
-        "\n\nWrite a new architecture that improves the validation accuracy. Answer with one ```python block only.",
-    );
-    if task.lazy {
-        let _ = write!(
-            user,
-            " Use one nn.Sequential of lazy layers (nn.LazyConv2d(out, k, padding=k//2), nn.LazyBatchNorm2d(), nn.LazyLinear(out)) ending with nn.AdaptiveAvgPool2d(1), nn.Flatten() and nn.LazyLinear({}).",
-            task.input.classes
-        );
-    }
-    vec![Message::system(system), Message::user(user)]
+    LoopPrompts::default()
+        .generator(task, best, current, suggestion)
+        .expect("the default generator templates render every request")
 }
 
-/// The Prompt Improver's messages: the memory window, the best and the current architecture,
-/// and the evaluator's feedback on the current one.
+/// The Prompt Improver's messages with the default templates ([`LoopPrompts::improver`]).
 pub fn improver_messages(
     task: &TaskPrompt<'_>,
     memory: &[MemoryEntry],
     best: Option<&EvaluationRecord>,
     current: &EvaluationRecord,
 ) -> Vec<Message> {
-    let system = "You review neural-network designs. Diagnose why the latest architecture got its result and suggest ONE concrete change for the next architecture. Answer with JSON only: {\"problem\": \"...\", \"suggestion\": \"...\"}";
-    let mut user = task.text();
-    if !memory.is_empty() {
-        user.push_str("\n\nRecent diagnoses (problem -> suggested change -> result):");
-        for (i, m) in memory.iter().enumerate() {
-            let _ = write!(
-                user,
-                "\n{}. {} -> {} -> {}",
-                i + 1,
-                m.problem,
-                m.suggestion,
-                m.result
-            );
-        }
-    }
-    if let Some(best) = best.filter(|b| b.iteration != current.iteration) {
-        architecture_block(&mut user, "Best architecture so far", best, task.lazy);
-    }
-    architecture_block(&mut user, "Latest architecture", current, task.lazy);
-    if let Some(curve) = current.report.as_ref().map(|r| &r.loss_curve) {
-        if let (Some(first), Some(last)) = (curve.first(), curve.last()) {
-            let _ = write!(user, "\nTraining loss went from {first:.3} to {last:.3}.");
-        }
-    }
-    user.push_str("\n\nAnswer with the JSON object only.");
-    vec![Message::system(system), Message::user(user)]
+    LoopPrompts::default()
+        .improver(task, memory, best, current)
+        .expect("the default improver templates render every request")
 }
 
 /// The JSON Schema of the Prompt Improver's answer (its constraint): one short problem and one

@@ -92,7 +92,7 @@ impl SpaceSearch {
     ) -> Result<History, SearchError> {
         let (mut run, config) = open_or_create(run_dir, self)?;
         let strategy: Strategy = config.strategy.parse()?;
-        let mut searcher = strategy.build(config.seed)?;
+        let mut searcher = strategy.build_in(config.seed, &run)?;
         let job = |code: &NCode| {
             Job::Command(CommandJob {
                 command: config.evaluator.clone(),

@@ -67,7 +67,7 @@ impl TableSearch {
         let table = TabularBenchmark::load(&self.table)?;
         let resolved = Resolved::new(&table, &self.protocol)?;
         let strategy: Strategy = self.strategy.parse()?;
-        let mut searcher = strategy.build(self.seed)?;
+        let mut searcher = strategy.build_in(self.seed, run)?;
         let admissible = |code: &NCode| resolved.admissible(&table, code);
         let job = |code: &NCode| {
             Job::Table(TableJob {

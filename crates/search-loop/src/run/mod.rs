@@ -3,6 +3,7 @@
 //! ```text
 //! runs/2026-11-24T05-40-00/
 //!   config.json        what was asked for (read back by --resume)
+//!   prompts/*.j2       the prompt templates the run uses (read back by --resume)
 //!   provenance.json    model file hashes, version, git revision, threads, device
 //!   events.jsonl       append-only log: run_started, llm_call, evaluation, diagnosis, run_finished
 //!   evaluations/000003.json   one record per finished evaluation (written atomically)
@@ -18,6 +19,7 @@
 //! cuts a torn last line and appends the lines of records that were written just before a kill,
 //! never a second line for the same evaluation.
 
+mod prompts;
 mod provenance;
 mod record;
 
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use prompts::{request_prompts, PROMPTS};
 pub(crate) use provenance::hex;
 pub use provenance::{ModelProvenance, Provenance};
 pub use record::{
