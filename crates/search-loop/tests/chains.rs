@@ -12,7 +12,8 @@ use candle_core::Device;
 use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
 use llm_local::{Enforcement, Sampling, Timing, Usage};
 use search_loop::closed_loop::{
-    run_closed_loop_on, Evaluator, LoopConfig, LoopExecutor, Roles, Summary, TrainerEvaluator,
+    run_closed_loop, run_closed_loop_on, Evaluator, LoopConfig, LoopExecutor, Roles, Summary,
+    TrainerEvaluator,
 };
 use search_loop::executor::LocalExecutor;
 use search_loop::run::{EvaluationRecord, OutcomeStatus, Provenance, RunDir, PENDING};
@@ -314,4 +315,39 @@ fn a_stop_cancels_and_records_the_candidates_in_flight() {
     assert_eq!(summary.finished_evaluations, 3);
     assert!(run_dir.pending().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_chain_on_an_executor_is_the_sequential_loop() {
+    let config = config(3, 1);
+    let records = |on_executor: bool| {
+        let dir = temp_dir(if on_executor {
+            "one-executor"
+        } else {
+            "one-sequential"
+        });
+        let mut run = RunDir::create(&dir, &config, &Provenance::collect("cpu", vec![])).unwrap();
+        let mut model = Designer::default();
+        if on_executor {
+            let mut executor = LocalExecutor::new(1, trainer().into_run_job());
+            run_loop(&mut run, &config, &mut executor, &mut model, &mut |_| {});
+        } else {
+            let roles = Roles {
+                generator: &mut model,
+                improver: None,
+            };
+            run_closed_loop(&config, &mut run, roles, &mut trainer(), &mut |_| {}).unwrap();
+        }
+        let records: Vec<_> = run
+            .evaluations()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.iteration, r.canonical, r.parent, r.outcome.val_acc))
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        records
+    };
+    let sequential = records(false);
+    assert_eq!(sequential.len(), 4);
+    assert_eq!(records(true), sequential);
 }
