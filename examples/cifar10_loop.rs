@@ -46,7 +46,7 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_rs::arch_space::lang::Budget;
-use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs};
+use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, SHIPPED_CIFAR10_SUBSET};
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::{
@@ -61,11 +61,6 @@ use nas_rs::search_loop::worker::{DataSpec, EvalCache, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
-const SHIPPED_DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/datasets/cifar10-subset/cifar10-subset.tar.gz"
-);
-
 #[derive(Debug, Parser)]
 #[command(about = "LLM-driven NAS on CIFAR-10: the closed loop with feedback memory")]
 struct Args {
@@ -77,7 +72,7 @@ struct Args {
     #[arg(long)]
     improver_model: Option<String>,
     /// Dataset directory or `.tar.gz` (default: the shipped CIFAR-10 subset).
-    #[arg(long, default_value = SHIPPED_DATA)]
+    #[arg(long, default_value = SHIPPED_CIFAR10_SUBSET)]
     data: PathBuf,
     /// Dataset kind (detected when omitted): cifar10, cifar100, fashion-mnist, mnist, imagefolder.
     #[arg(long)]

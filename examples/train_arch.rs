@@ -19,15 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use nas_rs::cli::SHIPPED_CIFAR10_SUBSET;
 use nas_rs::search_loop::worker::DataSpec;
 use nas_rs::trainer::export::{export, Format};
 use nas_rs::trainer::ops::Kernels;
 use nas_rs::trainer::train::{train_text_network, Report, Splits, Status, TrainConfig};
-
-const SHIPPED_DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/datasets/cifar10-subset/cifar10-subset.tar.gz"
-);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Recipe {
@@ -44,7 +40,7 @@ struct Args {
     #[arg(long)]
     arch: PathBuf,
     /// Dataset directory or `.tar.gz` (default: the shipped CIFAR-10 subset).
-    #[arg(long, default_value = SHIPPED_DATA)]
+    #[arg(long, default_value = SHIPPED_CIFAR10_SUBSET)]
     data: PathBuf,
     /// Dataset kind (detected from the files when omitted): cifar10, cifar100, fashion-mnist, mnist, imagefolder.
     #[arg(long)]

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use nas_rs::arch_space::lang::parse;
+use nas_rs::cli::SHIPPED_CIFAR10_SUBSET;
 use nas_rs::llm_local::runtime::{load_model, source};
 use nas_rs::llm_local::LanguageModel;
 use nas_rs::search_loop::closed_loop::{
@@ -29,11 +30,6 @@ use nas_rs::search_loop::run::OutcomeStatus;
 use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::trainer::train::TrainConfig;
 use serde_json::json;
-
-const SHIPPED_DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/datasets/cifar10-subset/cifar10-subset.tar.gz"
-);
 
 #[derive(Debug, Parser)]
 #[command(about = "The share of an LLM's architectures that parse, pass the shape check and train")]
@@ -51,7 +47,7 @@ struct Args {
     #[arg(long, default_value_t = 768)]
     max_tokens: usize,
     /// Dataset for the training check (directory or .tar.gz).
-    #[arg(long, default_value = SHIPPED_DATA)]
+    #[arg(long, default_value = SHIPPED_CIFAR10_SUBSET)]
     data: PathBuf,
     /// Training images of the training check (one epoch).
     #[arg(long, default_value_t = 256)]

@@ -11,6 +11,12 @@ use search_loop::executor::SlurmConfig;
 use search_loop::parallel::ExecutorKind;
 use search_loop::SearchError;
 
+/// The 5,000-image CIFAR-10 subset shipped with the repository (the examples' default data).
+pub const SHIPPED_CIFAR10_SUBSET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/datasets/cifar10-subset/cifar10-subset.tar.gz"
+);
+
 /// The NAS-Bench-201 CIFAR-10 table shipped with the repository.
 pub const SHIPPED_NB201_TABLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{nas, text, TempDir};
+use common::{nas, text, write_cifar10, TempDir};
 use nas_rs::search_loop::run::{EvaluationRecord, Outcome, OutcomeStatus, Provenance, RunDir};
 
 fn record(iteration: usize, outcome: Outcome) -> EvaluationRecord {
@@ -140,4 +140,83 @@ fn grammar_prints_the_language_and_the_generation_grammar() {
     let output = nas(&["grammar", "--generation", "--input", "3x0x32"]);
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("no generation grammar"));
+}
+
+/// `nas search --space FILE` without an evaluator: the file's `architecture` template turns each
+/// candidate into a network that our trainer trains on `--data`; a candidate the template
+/// cannot render is a recorded failure.
+#[test]
+fn search_trains_the_architectures_a_space_file_renders() {
+    let tmp = TempDir::new("space-template");
+    let data = write_cifar10(&tmp.path().join("data"));
+    let space = tmp.path().join("space.toml");
+    std::fs::write(
+        &space,
+        r#"name = "tiny-cnn"
+architecture = """
+Sequential(
+{% for _ in range(depth) %}
+    LazyConv2d({{ width }}, 3, padding=1), ReLU(),
+{% endfor %}
+{% if depth == 2 %}
+    MaxPool2d({{ pool }}),
+{% endif %}
+    AdaptiveAvgPool2d(1), Flatten(), LazyLinear(10))
+"""
+
+[[dimensions]]
+name = "depth"
+choices = [1, 2]
+
+[[dimensions]]
+name = "width"
+choices = [4, 8]
+
+[[dimensions]]
+name = "pool"
+choices = [2]
+active_when = { controller = 0, any_of = [0] }
+"#,
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let output = nas(&[
+        "search",
+        "--space",
+        space.to_str().unwrap(),
+        "--strategy",
+        "random",
+        "--budget",
+        "4",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let records = RunDir::read(&run).unwrap().evaluations().unwrap();
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        let depth_two = r
+            .architecture
+            .as_deref()
+            .is_some_and(|c| c.starts_with('1'));
+        if depth_two {
+            // `pool` is active only at depth 1: the depth-2 branch cannot render.
+            assert_eq!(r.outcome.status, OutcomeStatus::Crash, "{r:?}");
+            assert!(r.outcome.message.as_deref().unwrap().contains("undefined"));
+        } else {
+            assert_eq!(r.outcome.status, OutcomeStatus::Ok, "{r:?}");
+            assert!(r.report.as_ref().is_some_and(|report| report.steps > 0));
+        }
+    }
+    // Each trained candidate's job is a training of its rendered network.
+    for r in records.iter().filter(|r| r.report.is_some()) {
+        let file = run.join(format!("tasks/{:06}.json", r.iteration));
+        let job = std::fs::read_to_string(file).unwrap();
+        assert!(
+            job.contains("\"kind\": \"train\"") && job.contains("LazyConv2d"),
+            "{job}"
+        );
+    }
 }

@@ -43,6 +43,7 @@ fn nas_eval_trains_a_task_as_in_process_training_does() {
         architecture: TINY.into(),
         setup: setup(&data, quick()),
         export: None,
+        code: None,
     };
     task.write(&run, "t-1").unwrap();
 

@@ -327,6 +327,7 @@ fn real_trainings_as_slurm_jobs() {
             architecture: arch.to_string(),
             setup: setup.clone(),
             export: None,
+            code: None,
         };
         submit(&mut executor, &run, &format!("{i:06}"), &Job::Train(task));
     }

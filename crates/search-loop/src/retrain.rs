@@ -212,6 +212,7 @@ pub fn retrain(
                 export: Some(
                     std::path::absolute(&export).map_err(|e| crate::run::error(&export, e))?,
                 ),
+                code: None,
             };
             let id = format!("r{:06}s{}", record.iteration, k);
             pending.push((id, record.iteration, k, Job::Train(task)));

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use ncode::NCode;
-use search_loop::parallel::{candidate_config, load_space, ExecutorKind, SpaceSearch};
+use search_loop::parallel::{
+    candidate_config, load_space, load_space_file, ExecutorKind, SpaceSearch,
+};
 use search_loop::run::{OutcomeStatus, RunDir};
 use search_loop::worker::CommandJob;
 
@@ -107,12 +109,15 @@ fn a_search_over_a_users_space_with_a_users_evaluator() {
         case "$c" in *'"depth":1'*'"width":16'*) exit 1;; esac
         case "$c" in *gelu*) w=$((w / 2));; esac
         echo "{\"score\": $w}""#;
+    let (space, templates) = load_space_file(path.to_str().unwrap()).unwrap();
     let search = SpaceSearch {
-        space: load_space(path.to_str().unwrap()).unwrap(),
+        space,
+        templates,
         strategy: "random".into(),
         seed: 0,
         budget: 18,
-        evaluator: evaluator.into(),
+        evaluator: Some(evaluator.into()),
+        training: None,
         timeout_seconds: Some(30.0),
         parallel: 3,
         executor: ExecutorKind::Local,
@@ -153,12 +158,15 @@ fn a_shared_cache_spares_a_second_run_every_evaluation() {
         "echo call >> '{}'; echo \"{{\\\"score\\\": $(wc -c < {{config_json}})}}\"",
         counter.display()
     );
+    let (space, templates) = load_space_file(path.to_str().unwrap()).unwrap();
     let search = SpaceSearch {
-        space: load_space(path.to_str().unwrap()).unwrap(),
+        space,
+        templates,
         strategy: "rea".into(),
         seed: 4,
         budget: 8,
-        evaluator,
+        evaluator: Some(evaluator),
+        training: None,
         timeout_seconds: None,
         parallel: 2,
         executor: ExecutorKind::Local,
@@ -192,10 +200,77 @@ fn a_shared_cache_spares_a_second_run_every_evaluation() {
     assert!(records.iter().all(|r| r.cached), "{records:?}");
     // A different evaluator is a different key.
     let other = SpaceSearch {
-        evaluator: format!("{} # v2", search.evaluator),
+        evaluator: search.evaluator.as_ref().map(|e| format!("{e} # v2")),
         budget: 2,
         ..search.clone()
     };
     other.run(&dir.path().join("c"), None, &mut |_| {}).unwrap();
     assert_eq!(calls(), 10);
+}
+
+/// A space file's templates: the evaluator gets the `config` template's JSON with the rendered
+/// `architecture`; a candidate whose template cannot render (it names a dimension that is
+/// inactive for it) is a recorded failure, and the search goes on.
+#[test]
+fn a_space_files_templates_shape_what_the_evaluator_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("space.toml");
+    let templates = r#"
+config = '{"channels": {{ width }}, "kernel": {{ second_kernel }}, "act": "{{ activation }}"}'
+architecture = "Sequential(LazyConv2d({{ width }}, {{ second_kernel }}), ReLU(), AdaptiveAvgPool2d(1), Flatten(), LazyLinear(10))"
+"#;
+    // Top-level keys go before the first `[[dimensions]]` table (after it, TOML puts them in
+    // that table).
+    std::fs::write(&path, format!("{templates}{SPACE}")).unwrap();
+    let (space, templates) = load_space_file(path.to_str().unwrap()).unwrap();
+    assert!(templates.architecture.is_some() && templates.config.is_some());
+    let evaluator = r#"c=$(cat {config_json}); case "$c" in *'LazyConv2d('*) ;; *) exit 3;; esac
+        echo "{\"score\": $(echo "$c" | sed 's/.*"channels":\([0-9]*\).*/\1/')}""#;
+    let search = SpaceSearch {
+        space,
+        templates,
+        strategy: "random".into(),
+        seed: 1,
+        budget: 18,
+        evaluator: Some(evaluator.into()),
+        training: None,
+        timeout_seconds: Some(30.0),
+        parallel: 2,
+        executor: ExecutorKind::Local,
+        slurm: None,
+        cache: None,
+    };
+    let run_dir = dir.path().join("run");
+    search.run(&run_dir, None, &mut |_| {}).unwrap();
+    let records = RunDir::read(&run_dir).unwrap().evaluations().unwrap();
+    assert_eq!(records.len(), 18);
+    for record in &records {
+        let code = search
+            .space
+            .parse(record.architecture.as_deref().unwrap())
+            .unwrap();
+        let config = candidate_config(&search.space, &code);
+        if config["depth"] == 1 {
+            assert_eq!(record.outcome.status, OutcomeStatus::Crash);
+            let message = record.outcome.message.as_deref().unwrap();
+            assert!(message.contains("config template"), "{message}");
+        } else {
+            assert_eq!(
+                record.outcome.score(),
+                config["width"].as_f64(),
+                "{record:?}"
+            );
+        }
+    }
+    // A typo in a template is found when the file is loaded.
+    std::fs::write(&path, format!("architecture = \"{{% if %}}\"\n{SPACE}")).unwrap();
+    let err = load_space_file(path.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("architecture template"), "{err}");
+    std::fs::write(&path, format!("architecure = \"x\"\n{SPACE}")).unwrap();
+    let err = load_space_file(path.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown key `architecure`"), "{err}");
 }

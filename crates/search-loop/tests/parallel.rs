@@ -87,12 +87,12 @@ fn slots_stay_full_bounded_and_distinct() {
         }),
     );
     let job = |code: &NCode| {
-        Job::Table(TableJob {
+        Ok(Job::Table(TableJob {
             table: TABLE.into(),
             code: code.clone(),
             metric: "c10_val_12".into(),
             hold_seconds: 0.0,
-        })
+        }))
     };
     let ctx = SearchContext::unconstrained(table.space(), "t");
     let spec = ParallelSearch {

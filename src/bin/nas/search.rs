@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use nas_rs::arch_space::tabular::dataset_prefix;
-use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
+use nas_rs::cli::{
+    stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_CIFAR10_SUBSET, SHIPPED_NB201_TABLE,
+};
 use nas_rs::ranker::RankerPrompts;
 use nas_rs::search_loop::benchmark::{Constraint, Protocol, Signal};
-use nas_rs::search_loop::parallel::{load_space, SpaceSearch, TableSearch};
+use nas_rs::search_loop::parallel::{load_space_file, SpaceSearch, TableSearch};
 use nas_rs::search_loop::run::{request_prompts, RunDir};
+use nas_rs::search_loop::worker::{DataSpec, EvalSetup};
 use nas_rs::search_loop::{History, Strategy};
+use nas_rs::trainer::train::TrainConfig;
 use serde_json::json;
 
 /// The arguments of `nas search`.
@@ -41,9 +45,10 @@ pub struct SearchArgs {
     /// Seconds each evaluation holds its slot (a fixed-duration evaluator, for measurements).
     #[arg(long, default_value_t = 0.0)]
     hold: f64,
-    /// The space of an external evaluator: `nb201`, or a TOML or JSON file (see
-    /// docs/USER_GUIDE.md).
-    #[arg(long, requires = "evaluator")]
+    /// Search this space instead of the table: `nb201`, or a TOML or JSON file (see
+    /// docs/USER_GUIDE.md); candidates are evaluated by `--evaluator`, or trained by our trainer
+    /// on `--data` as the file's `architecture` template renders them.
+    #[arg(long)]
     space: Option<String>,
     /// Evaluate each candidate with this command instead of the table: `{config_json}` is the
     /// path of the candidate's configuration, `{config}` the configuration itself; its last
@@ -54,9 +59,19 @@ pub struct SearchArgs {
     #[arg(long, requires = "evaluator")]
     timeout: Option<f64>,
     /// Evaluation cache shared across runs: candidates evaluated before (same configuration and
-    /// command) are not evaluated again.
-    #[arg(long, requires = "evaluator")]
+    /// command, or same architecture and training) are not evaluated again.
+    #[arg(long, requires = "space")]
     cache: Option<PathBuf>,
+    /// The data our trainer trains a space's rendered architectures on (without `--evaluator`):
+    /// a dataset directory or `.tar.gz` (default: the shipped CIFAR-10 subset).
+    #[arg(long, requires = "space", default_value = SHIPPED_CIFAR10_SUBSET)]
+    data: PathBuf,
+    /// Train on at most this many images of the training split.
+    #[arg(long, requires = "space")]
+    limit_train: Option<usize>,
+    /// The device our trainer uses: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Prompt templates of the LLM ranker (`ranker_system.j2`, `ranker_user.j2`; see
     /// docs/PROMPTS.md) overriding the defaults; stored in the run's `prompts/` folder, which a
     /// resumed run reads back.
@@ -93,21 +108,29 @@ pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
         Some(dir) => serde_json::from_value(RunDir::read(dir)?.config()?).ok(),
         None => None,
     };
-    let space_search = match (recorded, &args.space, &args.evaluator) {
-        (Some(search), _, _) => Some(search),
-        (None, Some(space), Some(evaluator)) => Some(SpaceSearch {
-            space: load_space(space)?,
-            strategy: args.strategy.to_string(),
-            seed: args.seed,
-            budget: args.budget,
-            evaluator: evaluator.clone(),
-            timeout_seconds: args.timeout,
-            parallel: args.execution.parallel,
-            executor: args.execution.executor,
-            slurm: args.execution.slurm()?,
-            cache: args.cache.clone(),
-        }),
-        _ => None,
+    let space_search = match (recorded, &args.space) {
+        (Some(search), _) => Some(search),
+        (None, Some(space)) => {
+            let (space, templates) = load_space_file(space)?;
+            Some(SpaceSearch {
+                space,
+                templates,
+                strategy: args.strategy.to_string(),
+                seed: args.seed,
+                budget: args.budget,
+                training: match &args.evaluator {
+                    Some(_) => None,
+                    None => Some(training_setup(&args)?),
+                },
+                evaluator: args.evaluator.clone(),
+                timeout_seconds: args.timeout,
+                parallel: args.execution.parallel,
+                executor: args.execution.executor,
+                slurm: args.execution.slurm()?,
+                cache: args.cache.clone(),
+            })
+        }
+        (None, None) => None,
     };
     if let Some(search) = space_search {
         let history = search.run(dir, Some(stop_on_ctrl_c()), &mut progress)?;
@@ -128,6 +151,25 @@ pub fn search(args: SearchArgs) -> Result<(), Box<dyn Error>> {
     };
     let run = search.run(dir, Some(stop_on_ctrl_c()), &mut progress)?;
     print_summary(dir, &run.history, json!(run.reported))
+}
+
+/// What our trainer trains a space's candidates with: the proxy recipe (one epoch) on `--data`.
+fn training_setup(args: &SearchArgs) -> Result<EvalSetup, Box<dyn Error>> {
+    Ok(EvalSetup {
+        data: DataSpec {
+            // Absolute, so that workers elsewhere find it.
+            path: std::path::absolute(&args.data)?,
+            dataset: None,
+            val_size: None,
+            limit_train: args.limit_train,
+            seed: args.seed,
+        },
+        training: TrainConfig {
+            seed: args.seed,
+            ..TrainConfig::proxy()
+        },
+        device: args.device.clone(),
+    })
 }
 
 fn progress(history: &History) {

@@ -168,6 +168,7 @@ impl Backend for OnExecutor<'_> {
             architecture: to_text(module),
             setup: self.jobs.setup.clone(),
             export: None,
+            code: None,
         });
         let task_error = |e: crate::worker::TaskError| crate::run::error(run.path(), e);
         if resumed && result_path(run.path(), &name).is_ok_and(|p| p.exists()) {

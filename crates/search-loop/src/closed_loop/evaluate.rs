@@ -144,6 +144,7 @@ impl<E: Evaluator> CachedEvaluator<E> {
             architecture: to_text(module),
             setup: self.setup.clone(),
             export: None,
+            code: None,
         })
     }
 }

@@ -213,6 +213,7 @@ impl Evaluator for ProcessEvaluator {
             architecture: to_text(module),
             setup: self.setup.clone(),
             export: None,
+            code: None,
         };
         let result = match task.write(&self.workers.run_dir, &id) {
             Ok(_) => self.workers.run(&id),

@@ -15,6 +15,7 @@
 
 mod space;
 mod table;
+mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +29,9 @@ use crate::worker::{result_path, task_ids, EvalCache, Job, JobResult, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
 pub use crate::executor::ExecutorKind;
-pub use space::{candidate_config, load_space, SpaceSearch};
+pub use space::{candidate_config, load_space, load_space_file, SpaceSearch};
 pub use table::TableSearch;
+pub use template::CandidateTemplates;
 
 /// A job of the run that the user cancelled (Ctrl-C): never adopted on resume.
 const CANCELLED: &str = "cancelled";
@@ -40,8 +42,8 @@ pub struct ParallelSearch<'a> {
     pub ctx: SearchContext<'a>,
     /// Evaluations to finish (failures included).
     pub budget: usize,
-    /// The job that evaluates a code.
-    pub job: &'a (dyn Fn(&NCode) -> Job + Sync),
+    /// The job that evaluates a code, or the failure recorded for it when there is none.
+    pub job: &'a (dyn Fn(&NCode) -> Result<Job, Failure> + Sync),
     /// The longest wait for finished jobs before `stop` is looked at again.
     pub poll: Duration,
     /// Set (e.g. by a Ctrl-C handler) to cancel the jobs in flight and return.
@@ -68,7 +70,9 @@ pub fn run_search(
         finished_evaluations: history.len(),
     })?;
     let mut in_flight = BTreeMap::new();
-    let mut next_id = 0;
+    // Ids continue after every task and every record (a code whose job failed to build has a
+    // record and no task).
+    let mut next_id = recorded.last().map_or(0, |&id| id + 1);
     for id in task_ids(run.path())? {
         next_id = next_id.max(id + 1);
         if recorded.contains(&id) || run.path().join(TASKS).join(cancel_mark(id)).exists() {
@@ -83,7 +87,14 @@ pub fn run_search(
             let result = JobResult::read(run.path(), &name)
                 .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()));
             let finished = Finished { id: name, result };
-            finish(run, search, &mut history, (id, code, job), finished, false)?;
+            finish(
+                run,
+                search,
+                &mut history,
+                (id, code, Some(&job)),
+                finished,
+                false,
+            )?;
             continue;
         }
         history.begin(code.clone());
@@ -109,7 +120,25 @@ pub fn run_search(
                     for code in codes {
                         let (id, name) = (next_id, task_name(next_id));
                         next_id += 1;
-                        let job = (search.job)(&code);
+                        let job = match (search.job)(&code) {
+                            Ok(job) => job,
+                            Err(failure) => {
+                                let finished = Finished {
+                                    id: name,
+                                    result: Err(failure),
+                                };
+                                finish(
+                                    run,
+                                    search,
+                                    &mut history,
+                                    (id, code, None),
+                                    finished,
+                                    false,
+                                )?;
+                                observe(&history);
+                                continue;
+                            }
+                        };
                         job.write(run.path(), &name)
                             .map_err(|e| task_error(run, e))?;
                         if let Some(result) = search.cache.and_then(|c| c.get(&job)) {
@@ -117,7 +146,8 @@ pub fn run_search(
                                 id: name,
                                 result: Ok(result),
                             };
-                            finish(run, search, &mut history, (id, code, job), finished, true)?;
+                            let proposal = (id, code, Some(&job));
+                            finish(run, search, &mut history, proposal, finished, true)?;
                             observe(&history);
                             continue;
                         }
@@ -140,10 +170,17 @@ pub fn run_search(
             continue;
         }
         for finished in executor.wait(search.poll)? {
-            let Some(proposal) = in_flight.remove(&finished.id) else {
+            let Some((id, code, job)) = in_flight.remove(&finished.id) else {
                 continue;
             };
-            finish(run, search, &mut history, proposal, finished, false)?;
+            finish(
+                run,
+                search,
+                &mut history,
+                (id, code, Some(&job)),
+                finished,
+                false,
+            )?;
             observe(&history);
         }
     };
@@ -155,18 +192,20 @@ pub fn run_search(
     Ok(history)
 }
 
-/// Records a finished job (from the executor, or from the cache when `cached`), stores a
-/// successful result in the cache, and adds it to the history.
+/// Records a finished job (from the executor, or from the cache when `cached`; a code without
+/// a job has a failure), stores a successful result in the cache, and adds it to the history.
 fn finish(
     run: &mut RunDir,
     search: &ParallelSearch<'_>,
     history: &mut History,
-    (id, code, job): (usize, NCode, Job),
+    (id, code, job): (usize, NCode, Option<&Job>),
     finished: Finished,
     cached: bool,
 ) -> Result<(), SearchError> {
-    if let (Some(cache), Ok(result), false) = (search.cache, &finished.result, cached) {
-        cache.put(&job, result)?;
+    if let (Some(cache), Some(job), Ok(result), false) =
+        (search.cache, job, &finished.result, cached)
+    {
+        cache.put(job, result)?;
     }
     let mut record = record(id, search.ctx.space.format(&code), finished);
     record.cached = cached;

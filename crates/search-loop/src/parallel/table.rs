@@ -70,12 +70,12 @@ impl TableSearch {
         let mut searcher = strategy.build_in(self.seed, run)?;
         let admissible = |code: &NCode| resolved.admissible(&table, code);
         let job = |code: &NCode| {
-            Job::Table(TableJob {
+            Ok(Job::Table(TableJob {
                 table: self.table.clone(),
                 code: code.clone(),
                 metric: self.protocol.signal.clone(),
                 hold_seconds: self.hold_seconds,
-            })
+            }))
         };
         let mut executor = self.executor(run.path(), &table)?;
         let search = ParallelSearch {

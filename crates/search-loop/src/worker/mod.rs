@@ -93,6 +93,9 @@ pub struct EvalTask {
     /// `architecture.arch`) when training succeeds (retraining does; searches do not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<PathBuf>,
+    /// The code of a search space's candidate the architecture was rendered from, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ncode::NCode>,
 }
 
 /// One evaluation as a file (`tasks/<id>.json`), tagged by its `kind`.
@@ -185,10 +188,10 @@ impl Job {
         read_file(&task_path(run_dir, id)?, "a job")
     }
 
-    /// The architecture's code, for jobs that carry one (table lookups).
+    /// The candidate's code, for jobs that carry one (lookups, commands, rendered trainings).
     pub fn code(&self) -> Option<&ncode::NCode> {
         match self {
-            Job::Train(_) => None,
+            Job::Train(task) => task.code.as_ref(),
             Job::Table(job) => Some(&job.code),
             Job::Command(job) => Some(&job.code),
         }
