@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// `{% if name is defined %}`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CandidateTemplates {
-    /// The candidate as a network in the architecture language (docs/ARCH_LANG.md): trained by
+    /// The candidate as a network in the architecture language (docs/ARCH_LANGUAGE.md): trained by
     /// our trainer when the search has no evaluator command, else handed to the command as the
     /// configuration's `architecture`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
