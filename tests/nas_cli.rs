@@ -210,6 +210,29 @@ active_when = { controller = 0, any_of = [0] }
             assert!(r.report.as_ref().is_some_and(|report| report.steps > 0));
         }
     }
+    // The rendered networks are what a retraining takes.
+    let output = nas(&[
+        "retrain",
+        run.to_str().unwrap(),
+        "--top",
+        "2",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let summary = std::fs::read_to_string(run.join("retrain/summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let retrained = summary["architectures"].as_array().unwrap();
+    assert_eq!(retrained.len(), 2);
+    for a in retrained {
+        assert!(
+            a["architecture"].as_str().unwrap().contains("LazyConv2d"),
+            "{a}"
+        );
+        assert_eq!(a["runs"][0]["status"], "ok", "{a}");
+    }
     // Each trained candidate's job is a training of its rendered network.
     for r in records.iter().filter(|r| r.report.is_some()) {
         let file = run.join(format!("tasks/{:06}.json", r.iteration));

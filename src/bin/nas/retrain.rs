@@ -46,7 +46,14 @@ pub struct RetrainArgs {
 pub fn run_retrain(args: RetrainArgs) -> Result<(), Box<dyn Error>> {
     let run = RunDir::read(&args.dir)?;
     let config: serde_json::Value = run.config()?;
-    let mut setup: EvalSetup = serde_json::from_value(config["setup"].clone()).map_err(|e| {
+    // The closed loop records its `setup`; a search over a space that our trainer trained, its
+    // `training`.
+    let recorded = [&config["setup"], &config["training"]]
+        .into_iter()
+        .find(|v| v.is_object())
+        .cloned()
+        .unwrap_or_default();
+    let mut setup: EvalSetup = serde_json::from_value(recorded).map_err(|e| {
         format!(
             "{}: no training setup in config.json ({e})",
             args.dir.display()

@@ -209,6 +209,10 @@ fn finish(
     }
     let mut record = record(id, search.ctx.space.format(&code), finished);
     record.cached = cached;
+    if let Some(Job::Train(task)) = job {
+        // The network a space's template rendered: what retraining and export take.
+        record.canonical = Some(task.architecture.clone());
+    }
     run.save_evaluation(&record)?;
     history.push(Observation {
         code,

@@ -196,7 +196,8 @@ pub struct EvaluationRecord {
     pub iteration: usize,
     /// The architecture as written (the extracted code of the reply), when there was one.
     pub architecture: Option<String>,
-    /// The architecture with lazy widths resolved, printed canonically (what the hash covers).
+    /// The architecture with lazy widths resolved, printed canonically (what the hash covers);
+    /// in a search over a space, the code, or the network the space's template rendered.
     pub canonical: Option<String>,
     /// Normalised hash of the canonical text (dedupe key).
     pub hash: Option<String>,
