@@ -12,11 +12,13 @@
 //! NAS-Bench-201 (codes of one rank index per module) and lets searchers be compared on a known
 //! optimum; its numbers say nothing about real LoRA fine-tuning.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use nas_rs::arch_space::lora::LoraRankSpace;
+use nas_rs::ranker::RankerPrompts;
 use nas_rs::search_loop::{History, Observation, SearchContext, Strategy};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -44,6 +46,9 @@ struct Args {
     /// Seed of the search.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Prompt templates of the LLM ranker overriding the defaults (docs/PROMPTS.md).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
 }
 
 /// SYNTHETIC contribution of module `i` of `n` at `rank`: `w_i * ln(1 + rank) / ln(1 + max_rank)`
@@ -109,7 +114,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let task = format!("LoRA ranks for {n} modules, maximising a synthetic score");
     let ctx = SearchContext::unconstrained(&space, &task);
     let started = Instant::now();
-    let mut searcher = args.strategy.build(args.seed)?;
+    let prompts = match &args.prompts {
+        Some(dir) => RankerPrompts::from_dir(dir)?,
+        None => RankerPrompts::default(),
+    };
+    let mut searcher = args.strategy.build_with(args.seed, prompts)?;
     let mut history = History::new();
     while history.len() < args.budget {
         let step = Instant::now();

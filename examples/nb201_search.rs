@@ -43,8 +43,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
 use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
+use nas_rs::ranker::RankerPrompts;
 use nas_rs::search_loop::benchmark::{compare, Comparison, Constraint, Protocol, Signal};
 use nas_rs::search_loop::parallel::{ExecutorKind, TableSearch};
+use nas_rs::search_loop::run::request_prompts;
 use nas_rs::search_loop::Strategy;
 use tracing_subscriber::EnvFilter;
 
@@ -78,6 +80,11 @@ struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Prompt templates of the LLM ranker (`ranker_system.j2`, `ranker_user.j2`; see
+    /// docs/PROMPTS.md) overriding the defaults; with `--run-dir`, stored in each LLM search's
+    /// `prompts/` folder.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
     /// Where evaluations run.
     #[command(flatten)]
     execution: ExecutorArgs,
@@ -116,12 +123,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let task = format!("NAS-Bench-201 cells on {}", args.dataset);
 
+    let prompts = match &args.prompts {
+        Some(dir) => RankerPrompts::from_dir(dir)?,
+        None => RankerPrompts::default(),
+    };
     let started = std::time::Instant::now();
     let comparison = match args.record.dir() {
         None if args.execution.parallel > 1 || args.execution.executor == ExecutorKind::Slurm => {
             return Err("--parallel and --executor slurm record each search: give --run-dir".into())
         }
-        None => compare(&table, &protocol, &strategies, &seeds, &task)?,
+        None => compare(&table, &protocol, &strategies, &seeds, &task, &prompts)?,
         Some(dir) => {
             let mut runs = Vec::new();
             for (k, strategy) in strategies.iter().enumerate() {
@@ -137,6 +148,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         hold_seconds: 0.0,
                     };
                     let run_dir = dir.join(format!("{k}-{}-seed{seed}", strategy.name()));
+                    if args.prompts.is_some() && strategy.model_spec().is_some() {
+                        request_prompts(&run_dir, prompts.templates())?;
+                    }
                     runs.push(search.run(&run_dir, Some(stop_on_ctrl_c()), &mut |_| {})?);
                 }
             }

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use arch_space::tabular::TabularBenchmark;
 use ncode::NCode;
+use ranker::RankerPrompts;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -279,14 +280,15 @@ pub struct Comparison {
 
 /// Runs every strategy with every seed; each run is deterministic for its seed. Table-only
 /// strategies run in parallel; LLM strategies run one after the other, each run loading its own
-/// model (so at most one model is loaded at a time). Each finished run is logged at `info` level
-/// through `tracing`.
+/// model (so at most one model is loaded at a time) and laying out its prompts with `prompts`.
+/// Each finished run is logged at `info` level through `tracing`.
 pub fn compare(
     table: &TabularBenchmark,
     protocol: &Protocol,
     strategies: &[Strategy],
     seeds: &[u64],
     task: &str,
+    prompts: &RankerPrompts,
 ) -> Result<Comparison, SearchError> {
     let jobs: Vec<(&Strategy, u64)> = strategies
         .iter()
@@ -294,7 +296,7 @@ pub fn compare(
         .collect();
     let run = |&(strategy, seed): &(&Strategy, u64)| {
         let started = std::time::Instant::now();
-        let mut searcher = strategy.build(seed)?;
+        let mut searcher = strategy.build_with(seed, prompts.clone())?;
         let run = run_on_table(&table.clone(), protocol, searcher.as_mut(), task)?;
         tracing::info!(
             "{strategy} seed {seed}: {} evaluations, reported {:?} ({:.1} s)",

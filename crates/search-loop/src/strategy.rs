@@ -112,7 +112,8 @@ impl Strategy {
         self.build_with(seed, prompts)
     }
 
-    fn build_with(
+    /// [`Strategy::build`] with the LLM strategies' prompt templates.
+    pub fn build_with(
         &self,
         seed: u64,
         prompts: RankerPrompts,

@@ -8,6 +8,7 @@ use arch_space::nb201::Nb201Cell;
 use arch_space::tabular::TabularBenchmark;
 use arch_space::ArchSpaceError;
 use ncode::NCode;
+use ranker::RankerPrompts;
 use search_loop::benchmark::{
     compare, run_on_table, run_on_table_observed, Constraint, Protocol, Signal,
 };
@@ -114,7 +115,15 @@ fn compare_all_strategies() {
     let table = table();
     let protocol = protocol(vec![], 50, vec![10, 50]);
     let seeds = [0, 1, 2];
-    let cmp = compare(&table, &protocol, &Strategy::ALL, &seeds, "nb201 c10").unwrap();
+    let cmp = compare(
+        &table,
+        &protocol,
+        &Strategy::ALL,
+        &seeds,
+        "nb201 c10",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
 
     assert_eq!(cmp.optimum, OPTIMUM);
     assert_eq!(cmp.optimum_code, "333132");
@@ -141,7 +150,15 @@ fn compare_all_strategies() {
 
     // Determinism: the same comparison, again (runs are parallel; results must not depend on
     // scheduling).
-    let again = compare(&table, &protocol, &Strategy::ALL, &seeds, "nb201 c10").unwrap();
+    let again = compare(
+        &table,
+        &protocol,
+        &Strategy::ALL,
+        &seeds,
+        "nb201 c10",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
     assert_eq!(again.results, cmp.results);
     assert_eq!(again.to_json(), cmp.to_json());
     assert_eq!(again.render(), cmp.render());
@@ -179,7 +196,15 @@ fn compare_means_do_not_decrease_with_the_budget() {
     let table = table();
     let mut same = protocol(vec![], 50, vec![10, 20, 50]);
     same.report = "c10_val_12".into();
-    let cmp = compare(&table, &same, &Strategy::ALL, &[0, 1, 2], "nb201").unwrap();
+    let cmp = compare(
+        &table,
+        &same,
+        &Strategy::ALL,
+        &[0, 1, 2],
+        "nb201",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
     for (name, per_budget) in &cmp.results {
         let means: Vec<f64> = per_budget.values().map(|s| s.mean).collect();
         assert!(means.windows(2).all(|w| w[0] <= w[1]), "{name}: {means:?}");
@@ -189,7 +214,15 @@ fn compare_means_do_not_decrease_with_the_budget() {
     // validation score can have a worse test score); it holds for these seeds on this table,
     // and all four strategies improve on average from 10 to 50 evaluations.
     let honest = protocol(vec![], 50, vec![10, 50]);
-    let cmp = compare(&table, &honest, &Strategy::ALL, &[0, 1, 2], "nb201").unwrap();
+    let cmp = compare(
+        &table,
+        &honest,
+        &Strategy::ALL,
+        &[0, 1, 2],
+        "nb201",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
     for (name, per_budget) in &cmp.results {
         assert!(
             per_budget[&10].mean <= per_budget[&50].mean,
@@ -206,7 +239,15 @@ fn compare_summary_is_the_mean_and_sample_std_of_the_runs() {
     let table = table();
     let protocol = protocol(vec![], 30, vec![5, 30]);
     let seeds = [3, 4, 5, 6];
-    let cmp = compare(&table, &protocol, &[Strategy::Rea], &seeds, "nb201").unwrap();
+    let cmp = compare(
+        &table,
+        &protocol,
+        &[Strategy::Rea],
+        &seeds,
+        "nb201",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
     let reported: Vec<Vec<f64>> = seeds
         .iter()
         .map(|&seed| {
@@ -250,7 +291,15 @@ fn constrained_searches_only_evaluate_admissible_codes() {
     }
 
     // The constrained optimum is the best admissible architecture, below the unconstrained one.
-    let cmp = compare(&table, &protocol, &Strategy::ALL, &[0, 1], "nb201").unwrap();
+    let cmp = compare(
+        &table,
+        &protocol,
+        &Strategy::ALL,
+        &[0, 1],
+        "nb201",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
     let report = table.metric("c10_test_200").unwrap();
     let brute = table
         .space()
@@ -398,7 +447,15 @@ fn an_unknown_metric_is_an_error_naming_it() {
         assert!(message.contains(&format!("`{name}`")), "{message}");
         assert!(message.contains("lat_ms_pixel3"), "{message}");
 
-        let err = compare(&table, protocol, &Strategy::ALL, &[0], "nb201").unwrap_err();
+        let err = compare(
+            &table,
+            protocol,
+            &Strategy::ALL,
+            &[0],
+            "nb201",
+            &RankerPrompts::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains(name));
     }
     // Nothing was evaluated before the protocol was checked.

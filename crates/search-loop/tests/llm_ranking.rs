@@ -11,7 +11,7 @@ use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
 use llm_local::runtime::GgufModel;
 use rand::SeedableRng;
 use ranker::training::{trajectories, TrainingConfig};
-use ranker::LlmRanker;
+use ranker::{LlmRanker, RankerPrompts};
 use search_loop::benchmark::{compare, run_on_table, Protocol};
 use search_loop::{RankingSearch, Strategy};
 
@@ -71,7 +71,15 @@ fn rank_llm_strategies_load_their_model_and_compare_with_the_others() {
     );
     let strategies = Strategy::parse_list(&list).unwrap();
     let table = TabularBenchmark::load(TABLE).unwrap();
-    let cmp = compare(&table, &protocol(7), &strategies, &[0, 1], "NB201").unwrap();
+    let cmp = compare(
+        &table,
+        &protocol(7),
+        &strategies,
+        &[0, 1],
+        "NB201",
+        &RankerPrompts::default(),
+    )
+    .unwrap();
     let names: Vec<&str> = cmp.results.iter().map(|(n, _)| n.as_str()).collect();
     let expected: Vec<String> = strategies.iter().map(Strategy::to_string).collect();
     assert_eq!(names, expected);
@@ -81,7 +89,15 @@ fn rank_llm_strategies_load_their_model_and_compare_with_the_others() {
     }
     // A spec that names no model is an error of the comparison, not a panic.
     let missing = Strategy::parse_list("rank-llm:/nonexistent/dir/model.gguf").unwrap();
-    let err = compare(&table, &protocol(7), &missing, &[0], "NB201").unwrap_err();
+    let err = compare(
+        &table,
+        &protocol(7),
+        &missing,
+        &[0],
+        "NB201",
+        &RankerPrompts::default(),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent/dir/model.gguf"),
         "{err}"
