@@ -28,6 +28,7 @@ pub mod openai;
 pub mod prompt;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+pub mod scripted;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

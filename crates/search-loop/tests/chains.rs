@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candle_core::Device;
-use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
-use llm_local::{Enforcement, Sampling, Timing, Usage};
+use llm_local::scripted::ScriptedModel;
+use llm_local::{LanguageModel, LlmError};
 use search_loop::closed_loop::{
     run_closed_loop, run_closed_loop_on, Evaluator, LoopConfig, LoopExecutor, Roles, Summary,
     TrainerEvaluator,
@@ -25,55 +25,29 @@ const START: &str =
     "Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), AvgPool2d(4), Flatten(), Linear(32, 4))";
 
 /// A model that plays both roles: the improver gets a JSON diagnosis, the generator a new
-/// architecture each time (a different width), so every candidate trains.
-#[derive(Default)]
-struct Designer {
-    generated: usize,
-    diagnosed: usize,
+/// architecture each time (a different width), so every candidate trains. Returns the model and
+/// the counts of generated architectures and diagnoses.
+fn designer() -> ScriptedModel<impl FnMut(&str) -> Result<String, LlmError>> {
+    let (mut generated, mut diagnosed) = (0, 0);
+    ScriptedModel::new(move |prompt: &str| {
+        Ok(if prompt.contains("Diagnose") {
+            diagnosed += 1;
+            format!(r#"{{"problem": "problem {diagnosed}", "suggestion": "change {diagnosed}"}}"#)
+        } else {
+            generated += 1;
+            let width = 8 + generated;
+            format!("```python\nSequential(Conv2d(3, {width}, 3, padding=1), ReLU(), AvgPool2d(4), Flatten(), LazyLinear(4))\n```")
+        })
+    })
 }
 
-impl LanguageModel for Designer {
-    fn name(&self) -> String {
-        "designer".into()
-    }
-
-    fn render_chat(&self, messages: &[Message], _: bool) -> Result<String, LlmError> {
-        Ok(messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n---\n"))
-    }
-
-    fn complete(
-        &mut self,
-        prompt: &str,
-        _: &Sampling,
-        _: Option<&mut dyn FnMut(&str)>,
-    ) -> Result<Completion, LlmError> {
-        let text = if prompt.contains("Diagnose") {
-            self.diagnosed += 1;
-            format!(
-                r#"{{"problem": "problem {}", "suggestion": "change {}"}}"#,
-                self.diagnosed, self.diagnosed
-            )
-        } else {
-            self.generated += 1;
-            let width = 8 + self.generated;
-            format!("```python\nSequential(Conv2d(3, {width}, 3, padding=1), ReLU(), AvgPool2d(4), Flatten(), LazyLinear(4))\n```")
-        };
-        Ok(Completion {
-            text,
-            finish: FinishReason::EndOfText,
-            usage: Usage::default(),
-            timing: Timing::default(),
-            enforcement: Enforcement::Unconstrained,
-        })
-    }
-
-    fn score(&mut self, _: &str, _: &[String]) -> Result<Vec<ContinuationScore>, LlmError> {
-        Err(LlmError::Request("the designer cannot score".into()))
-    }
+/// Architectures the designer wrote (prompts that were not the improver's).
+fn generated<F>(model: &ScriptedModel<F>) -> usize {
+    model
+        .prompts
+        .iter()
+        .filter(|p| !p.contains("Diagnose"))
+        .count()
 }
 
 fn trainer() -> TrainerEvaluator {
@@ -145,7 +119,7 @@ fn run_loop(
     run: &mut RunDir,
     config: &LoopConfig,
     executor: &mut LocalExecutor,
-    model: &mut Designer,
+    model: &mut dyn LanguageModel,
     on_progress: &mut dyn FnMut(usize),
 ) -> Summary {
     let jobs = LoopExecutor {
@@ -195,7 +169,7 @@ fn chains_train_side_by_side_each_with_its_own_lineage() {
     let config = config(6, 2);
     let mut run = RunDir::create(&dir, &config, &Provenance::collect("cpu", vec![])).unwrap();
     let most = Arc::new(AtomicUsize::new(0));
-    let mut model = Designer::default();
+    let mut model = designer();
     let summary = run_loop(
         &mut run,
         &config,
@@ -213,7 +187,7 @@ fn chains_train_side_by_side_each_with_its_own_lineage() {
     let records = run.evaluations().unwrap();
     assert_lineages(&records, 2);
     // Iteration 0 is taken, not generated; every other architecture is written once.
-    assert_eq!(model.generated, 6);
+    assert_eq!(generated(&model), 6);
     assert_eq!(run.logged_evaluations().unwrap().len(), 7);
     assert!(run.pending().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(dir.join(PENDING)).unwrap().count(), 0);
@@ -226,7 +200,7 @@ fn a_driver_that_dies_with_candidates_in_flight_resumes_them() {
     let config = config(5, 2);
     let most = Arc::new(AtomicUsize::new(0));
     let mut first = RunDir::create(&dir, &config, &Provenance::collect("cpu", vec![])).unwrap();
-    let mut model = Designer::default();
+    let mut model = designer();
     // The driver dies (here: panics) when the third evaluation is recorded (iterations 0, 2
     // and 3 of chain 0), with chain 1's slow iteration 1 still training.
     let died = catch_unwind(AssertUnwindSafe(|| {
@@ -249,7 +223,7 @@ fn a_driver_that_dies_with_candidates_in_flight_resumes_them() {
         vec![1],
         "iteration 1 was in flight"
     );
-    let generated_before = model.generated;
+    let generated_before = generated(&model);
 
     let summary = run_loop(
         &mut reopened,
@@ -270,7 +244,7 @@ fn a_driver_that_dies_with_candidates_in_flight_resumes_them() {
         );
     }
     // Only the candidates that were never generated asked the generator.
-    assert_eq!(model.generated - generated_before, 6 - 3 - 1);
+    assert_eq!(generated(&model) - generated_before, 6 - 3 - 1);
     assert_lineages(&records, 2);
     let mut logged = reopened.logged_evaluations().unwrap();
     logged.sort_unstable();
@@ -290,7 +264,7 @@ fn a_stop_cancels_and_records_the_candidates_in_flight() {
     let stop = AtomicBool::new(false);
     let most = Arc::new(AtomicUsize::new(0));
     let mut executor = executor(2, &most);
-    let mut model = Designer::default();
+    let mut model = designer();
     let jobs = LoopExecutor {
         executor: &mut executor,
         setup: setup(),
@@ -327,7 +301,7 @@ fn one_chain_on_an_executor_is_the_sequential_loop() {
             "one-sequential"
         });
         let mut run = RunDir::create(&dir, &config, &Provenance::collect("cpu", vec![])).unwrap();
-        let mut model = Designer::default();
+        let mut model = designer();
         if on_executor {
             let mut executor = LocalExecutor::new(1, trainer().into_run_job());
             run_loop(&mut run, &config, &mut executor, &mut model, &mut |_| {});

@@ -2,7 +2,6 @@
 //! random-weight) GGUF model whose noise must become recorded failures, scripted replies for the
 //! paths a random model cannot reach (dedupe, budgets, memory), and resume after a kill.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use arch_space::lang::{parse, Budget};
@@ -10,8 +9,8 @@ use candle_core::Device;
 use llm_local::runtime::gguf::Architecture;
 use llm_local::runtime::test_gguf::{write_tiny_model, TinyModelOptions};
 use llm_local::runtime::GgufModel;
-use llm_local::{Completion, ContinuationScore, FinishReason, LanguageModel, LlmError, Message};
-use llm_local::{Enforcement, Sampling, Timing, Usage};
+use llm_local::scripted::replies_in_order;
+use llm_local::{Enforcement, FinishReason, LanguageModel};
 use search_loop::closed_loop::{
     generator_messages, read_diagnosis, run_closed_loop, Evaluator, LoopConfig, LoopPrompts, Roles,
     TrainerEvaluator,
@@ -153,60 +152,6 @@ fn a_random_model_gives_recorded_failures_and_a_killed_run_resumes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Replies from a script, for the paths a random model never reaches. The prompts it was given
-/// are kept for inspection.
-struct Script {
-    replies: VecDeque<String>,
-    prompts: Vec<String>,
-}
-
-impl Script {
-    fn new(replies: &[&str]) -> Self {
-        Script {
-            replies: replies.iter().map(|r| r.to_string()).collect(),
-            prompts: Vec::new(),
-        }
-    }
-}
-
-impl LanguageModel for Script {
-    fn name(&self) -> String {
-        "script".into()
-    }
-
-    fn render_chat(&self, messages: &[Message], _: bool) -> Result<String, LlmError> {
-        Ok(messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n---\n"))
-    }
-
-    fn complete(
-        &mut self,
-        prompt: &str,
-        _: &Sampling,
-        _: Option<&mut dyn FnMut(&str)>,
-    ) -> Result<Completion, LlmError> {
-        self.prompts.push(prompt.to_string());
-        let text = self
-            .replies
-            .pop_front()
-            .ok_or_else(|| LlmError::Backend("the script is over".into()))?;
-        Ok(Completion {
-            text,
-            finish: FinishReason::EndOfText,
-            usage: Usage::default(),
-            timing: Timing::default(),
-            enforcement: Enforcement::Unconstrained,
-        })
-    }
-
-    fn score(&mut self, _: &str, _: &[String]) -> Result<Vec<ContinuationScore>, LlmError> {
-        Err(LlmError::Request("a script cannot score".into()))
-    }
-}
-
 #[test]
 fn duplicates_budgets_and_shape_errors_are_outcomes_and_the_memory_carries_them() {
     let dir = temp_dir("script");
@@ -215,14 +160,14 @@ fn duplicates_budgets_and_shape_errors_are_outcomes_and_the_memory_carries_them(
         max_params: Some(5_000),
         max_flops: None,
     };
-    let mut generator = Script::new(&[
+    let mut generator = replies_in_order(&[
         &format!("Here you go:\n```python\n{WIDER}\n```"),
         // The same network with explicit widths: a duplicate by normalised hash.
         "Sequential(Conv2d(3, 16, 3, padding=1), BatchNorm2d(16), ReLU(), MaxPool2d(2), Conv2d(16, 16, 3, padding=1), ReLU(), AdaptiveAvgPool2d(1), Flatten(), Linear(16, 4))",
         "Sequential(Conv2d(3, 64, 3, padding=1), ReLU(), Conv2d(64, 64, 3, padding=1), AdaptiveAvgPool2d(1), Flatten(), Linear(64, 4))",
         "Sequential(Conv2d(3, 8, 3), BatchNorm2d(10), AdaptiveAvgPool2d(1), Flatten(), Linear(8, 4))",
     ]);
-    let mut improver = Script::new(&[
+    let mut improver = replies_in_order(&[
         r#"{"problem": "too narrow", "suggestion": "widen to 16 channels"}"#,
         r#"{"problem": "p1", "suggestion": "s1"}"#,
         r#"{"problem": "p2", "suggestion": "s2"}"#,
@@ -339,9 +284,12 @@ fn a_run_stores_its_prompt_templates_and_resumes_with_them() {
     request_prompts(&run_dir, custom.templates()).unwrap();
     let mut run =
         RunDir::create(&run_dir, &config(1), &Provenance::collect("cpu", vec![])).unwrap();
-    let mut generator = Script::new(&[WIDER, START]);
-    let mut improver = Script::new(&[r#"{"problem": "p", "suggestion": "s"}"#; 2]);
-    let run_to = |run: &mut RunDir, generator: &mut Script, improver: &mut Script, last| {
+    let mut generator = replies_in_order(&[WIDER, START]);
+    let mut improver = replies_in_order(&[r#"{"problem": "p", "suggestion": "s"}"#; 2]);
+    let run_to = |run: &mut RunDir,
+                  generator: &mut dyn LanguageModel,
+                  improver: &mut dyn LanguageModel,
+                  last| {
         let roles = Roles {
             generator,
             improver: Some(improver),
