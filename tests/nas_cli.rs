@@ -9,18 +9,8 @@ use nas_rs::search_loop::run::{EvaluationRecord, Outcome, OutcomeStatus, Provena
 
 fn record(iteration: usize, outcome: Outcome) -> EvaluationRecord {
     EvaluationRecord {
-        iteration,
-        architecture: None,
         canonical: Some(format!("architecture {iteration}")),
-        hash: None,
-        suggestion: None,
-        generator: None,
-        outcome,
-        report: None,
-        metrics: None,
-        cached: false,
-        chain: 0,
-        parent: None,
+        ..EvaluationRecord::new(iteration, outcome)
     }
 }
 

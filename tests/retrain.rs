@@ -17,21 +17,16 @@ const WIDER: &str = "Sequential(Conv2d(3, 8, 3, padding=1), BatchNorm2d(8), ReLU
 
 fn record(iteration: usize, canonical: &str, hash: &str, score: Option<f64>) -> EvaluationRecord {
     EvaluationRecord {
-        iteration,
         architecture: Some(canonical.into()),
         canonical: Some(canonical.into()),
         hash: Some(hash.into()),
-        suggestion: None,
-        generator: None,
-        outcome: match score {
-            Some(acc) => Outcome::scored(OutcomeStatus::Ok, Some(acc), None, 1.0),
-            None => Outcome::failure(OutcomeStatus::Divergence, "nan"),
-        },
-        report: None,
-        metrics: None,
-        cached: false,
-        chain: 0,
-        parent: None,
+        ..EvaluationRecord::new(
+            iteration,
+            match score {
+                Some(acc) => Outcome::scored(OutcomeStatus::Ok, Some(acc), None, 1.0),
+                None => Outcome::failure(OutcomeStatus::Divergence, "nan"),
+            },
+        )
     }
 }
 

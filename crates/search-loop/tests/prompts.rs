@@ -13,18 +13,8 @@ use search_loop::SearchError;
 
 fn record(iteration: usize, outcome: Outcome, architecture: &str) -> EvaluationRecord {
     EvaluationRecord {
-        iteration,
         architecture: Some(architecture.into()),
-        canonical: None,
-        hash: None,
-        suggestion: None,
-        generator: None,
-        outcome,
-        report: None,
-        metrics: None,
-        cached: false,
-        chain: 0,
-        parent: None,
+        ..EvaluationRecord::new(iteration, outcome)
     }
 }
 

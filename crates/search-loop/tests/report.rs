@@ -77,39 +77,27 @@ fn trained(
         data_wait_seconds: 0.0,
         peak_rss_bytes: 0,
     };
+    let outcome = Outcome::from_report(&report);
     EvaluationRecord {
-        iteration,
         architecture: Some(format!("nn.Sequential(nn.Conv2d(3, {iteration}, 3))")),
         canonical: Some(format!("canonical architecture {iteration}")),
         hash: Some(format!("hash{iteration}")),
         suggestion: Some(suggestion.into()),
-        generator: None,
-        outcome: Outcome::from_report(&report),
         report: Some(report),
-        metrics: None,
-        cached: false,
-        chain: 0,
-        parent: None,
+        ..EvaluationRecord::new(iteration, outcome)
     }
 }
 
 fn failed(iteration: usize, status: OutcomeStatus) -> EvaluationRecord {
     EvaluationRecord {
-        iteration,
-        architecture: None,
-        canonical: None,
-        hash: None,
         suggestion: Some("try something else".into()),
-        generator: None,
-        outcome: Outcome::failure(
-            status,
-            &format!("{} at iteration {iteration}", status.name()),
-        ),
-        report: None,
-        metrics: None,
-        cached: false,
-        chain: 0,
-        parent: None,
+        ..EvaluationRecord::new(
+            iteration,
+            Outcome::failure(
+                status,
+                &format!("{} at iteration {iteration}", status.name()),
+            ),
+        )
     }
 }
 

@@ -301,18 +301,14 @@ impl LoopState<'_, '_> {
         generator: Option<LlmCall>,
     ) -> EvaluationRecord {
         EvaluationRecord {
-            iteration,
-            architecture: None,
-            canonical: None,
-            hash: None,
             suggestion,
             generator,
-            outcome: Outcome::failure(OutcomeStatus::LlmError, "the model returned an empty reply"),
-            report: None,
-            metrics: None,
-            cached: false,
             chain,
             parent,
+            ..EvaluationRecord::new(
+                iteration,
+                Outcome::failure(OutcomeStatus::LlmError, "the model returned an empty reply"),
+            )
         }
     }
 

@@ -64,18 +64,7 @@ mod tests {
             None => Outcome::failure(OutcomeStatus::Parse, "line 1, column 1: expected a layer"),
         };
         EvaluationRecord {
-            iteration,
-            architecture: None,
-            canonical: None,
-            hash: None,
-            suggestion: None,
-            generator: None,
-            outcome,
-            report: None,
-            metrics: None,
-            cached: false,
-            chain: 0,
-            parent: None,
+            ..EvaluationRecord::new(iteration, outcome)
         }
     }
 

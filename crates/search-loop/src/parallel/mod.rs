@@ -254,18 +254,11 @@ fn replay(
 fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecord {
     let (outcome, report, metrics) = outcome_of(finished.result);
     EvaluationRecord {
-        iteration,
         architecture: Some(code.clone()),
         canonical: Some(code),
-        hash: None,
-        suggestion: None,
-        generator: None,
-        outcome,
         report,
         metrics,
-        cached: false,
-        chain: 0,
-        parent: None,
+        ..EvaluationRecord::new(iteration, outcome)
     }
 }
 

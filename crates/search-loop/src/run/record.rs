@@ -224,6 +224,27 @@ pub struct EvaluationRecord {
     pub parent: Option<usize>,
 }
 
+impl EvaluationRecord {
+    /// The record of evaluation `iteration` with `outcome` and nothing else (no architecture,
+    /// calls, report or lineage): a base to fill in.
+    pub fn new(iteration: usize, outcome: Outcome) -> Self {
+        EvaluationRecord {
+            iteration,
+            architecture: None,
+            canonical: None,
+            hash: None,
+            suggestion: None,
+            generator: None,
+            outcome,
+            report: None,
+            metrics: None,
+            cached: false,
+            chain: 0,
+            parent: None,
+        }
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
