@@ -187,7 +187,8 @@ impl Config {
                  rotary size {rotary} (they must be equal and even)"
             )));
         }
-        let rope = Rope::read(&m)?;
+        let context_length = m.usize_or("context_length", 4096)?;
+        let rope = Rope::read(&m, context_length)?;
         let mut config = Config {
             embedding,
             layers,
@@ -204,7 +205,7 @@ impl Config {
             qk_norm: false,
             post_norms: false,
             final_logit_softcap: None,
-            context_length: m.usize_or("context_length", 4096)?,
+            context_length,
         };
         match arch {
             Architecture::Llama => config.rope_style = RopeStyle::Interleaved,

@@ -88,9 +88,10 @@ impl Rope {
     /// The global layers' frequencies as llama.cpp reads them: `rope.freq_base` (default
     /// 10,000), `rope.scaling.type` `none`, `linear` (the default) or `yarn` with its factor
     /// (`rope.scaling.factor`, or the older `rope.scale_linear`). Other kinds are errors naming
-    /// the file and the kind. llama.cpp reads the `rope.scaling.yarn_*` keys only for a few
-    /// architectures none of ours is; we honour them where present, as transformers does.
-    pub(super) fn read(m: &Meta<'_>) -> std::result::Result<Rope, LlmError> {
+    /// the file and the kind. YaRN's original context defaults to `context_length`. llama.cpp
+    /// reads the `rope.scaling.yarn_*` keys only for a few architectures none of ours is; we
+    /// honour them where present, as transformers does.
+    pub(super) fn read(m: &Meta<'_>, context_length: usize) -> std::result::Result<Rope, LlmError> {
         let kind = if m.has("rope.scaling.type") {
             m.string("rope.scaling.type")?
         } else {
@@ -113,10 +114,8 @@ impl Rope {
             "none" | "linear" => {}
             "yarn" => {
                 let yarn = Yarn {
-                    original_context: m.usize_or(
-                        "rope.scaling.original_context_length",
-                        m.usize_or("context_length", 0)?,
-                    )?,
+                    original_context: m
+                        .usize_or("rope.scaling.original_context_length", context_length)?,
                     ext_factor: m.f32_or("rope.scaling.yarn_ext_factor", 1.0)?,
                     beta_fast: m.f32_or("rope.scaling.yarn_beta_fast", 32.0)?,
                     beta_slow: m.f32_or("rope.scaling.yarn_beta_slow", 1.0)?,
@@ -140,14 +139,15 @@ impl Rope {
     }
 
     /// Angle per position of each of the `head_dim / 2` pairs, divided by `factors` (one per
-    /// pair) when given.
+    /// pair; pairs beyond them keep a factor of 1) when given.
     pub fn frequencies(&self, head_dim: usize, factors: Option<&[f32]>) -> Vec<f32> {
         let dims = head_dim as f32;
         let ramp = self.yarn.map(|y| y.ramp(dims, self.base));
         (0..head_dim / 2)
             .map(|i| {
-                let extrapolated =
-                    1.0 / (self.base.powf(2.0 * i as f32 / dims) * factors.map_or(1.0, |f| f[i]));
+                let extrapolated = 1.0
+                    / (self.base.powf(2.0 * i as f32 / dims)
+                        * factors.and_then(|f| f.get(i)).unwrap_or(&1.0));
                 let interpolated = self.scale * extrapolated;
                 match &ramp {
                     Some(ramp) => {
