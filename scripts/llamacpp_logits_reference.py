@@ -2,10 +2,11 @@
 
 Writes under crates/llm-local/tests/fixtures/logits/:
 
-* tiny-qwen3.json, tiny-gemma3.json: for the tiny random-weight models of
-  `llm_local::runtime::test_gguf::reference_models` (f32 weights), the file's FNV-1a 64 digest
-  (so the test knows it wrote the same file) and, for a fixed token sequence, every position's
-  top-8 logits and log-sum-exp;
+* tiny-qwen3.json, tiny-gemma3.json, tiny-llama-rope-freqs.json, tiny-qwen2-yarn.json: for the
+  tiny random-weight models of `llm_local::runtime::test_gguf::reference_models` (f32 weights),
+  the file's FNV-1a 64 digest (so the test knows it wrote the same file) and, for a fixed token
+  sequence (14 tokens; 80 for the RoPE variants, beyond YaRN's original context of 64), every
+  position's top-8 logits and log-sum-exp;
 * gemma3-270m.json: for the real Gemma-3-270M file (`../shared/tools/fetch-gguf.sh gemma3-270m`),
   per prompt the token ids, every position's top-1 next token and top-5 logits, a 16-token greedy
   continuation, and the log-likelihoods of continuations scored as `LanguageModel::score` does
@@ -14,7 +15,9 @@ Writes under crates/llm-local/tests/fixtures/logits/:
 Run with llama-cpp-python (CPU build without AMX; one thread, every position's logits):
 
     cargo run -p llm-local --example write_tiny_gguf -- /tmp/tiny-gguf
-    ~/.cache/llamacpp-noamx/bin/python scripts/llamacpp_logits_reference.py /tmp/tiny-gguf
+    ~/.cache/llamacpp-noamx/bin/python scripts/llamacpp_logits_reference.py /tmp/tiny-gguf [NAME...]
+
+Names (e.g. tiny-qwen2-yarn) restrict the run to those tiny models and skip Gemma-3-270M.
 """
 
 import json
@@ -31,6 +34,14 @@ GEMMA = pathlib.Path(os.environ.get("GGUF_DIR", pathlib.Path.home() / ".cache/gg
 
 # Ids of the tiny vocabulary: <|im_start|>, then byte and merge tokens.
 TINY_TOKENS = [1, 50, 263, 60, 270, 3, 80, 259, 90, 110, 264, 130, 140, 150]
+LONG_TINY_TOKENS = [1] + [3 + (37 * i) % 268 for i in range(79)]
+# Per tiny model: its tokens and llama.cpp's context size.
+TINY = {
+    "tiny-qwen3": (TINY_TOKENS, 64),
+    "tiny-gemma3": (TINY_TOKENS, 64),
+    "tiny-llama-rope-freqs": (LONG_TINY_TOKENS, 128),
+    "tiny-qwen2-yarn": (LONG_TINY_TOKENS, 128),
+}
 
 LONG = " ".join(
     f"Step {i}: the {w} network reached {60 + i % 30}% accuracy after {i + 1} epochs."
@@ -77,14 +88,15 @@ def top(row, k):
     return [[int(i), round(float(row[i]), 5)] for i in ids]
 
 
-def tiny(dir_):
-    for name in ["tiny-qwen3", "tiny-gemma3"]:
+def tiny(dir_, names):
+    for name in names:
+        tokens, n_ctx = TINY[name]
         path = pathlib.Path(dir_) / f"{name}.gguf"
-        llm = load(path, 64)
-        rows = logits(llm, TINY_TOKENS)
+        llm = load(path, n_ctx)
+        rows = logits(llm, tokens)
         out = {
             "file_fnv1a64": fnv1a64(path.read_bytes()),
-            "tokens": TINY_TOKENS,
+            "tokens": tokens,
             "positions": [{"top": top(r, 8), "logsumexp": round(log_sum_exp(r), 5)} for r in rows],
         }
         (OUT / f"{name}.json").write_text(json.dumps(out, separators=(",", ":")) + "\n")
@@ -124,8 +136,9 @@ def gemma():
 
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    tiny(sys.argv[1] if len(sys.argv) > 1 else "/tmp/tiny-gguf")
-    if GEMMA.is_file():
+    names = sys.argv[2:]
+    tiny(sys.argv[1] if len(sys.argv) > 1 else "/tmp/tiny-gguf", names or list(TINY))
+    if not names and GEMMA.is_file():
         gemma()
-    else:
+    elif not names:
         print(f"{GEMMA} is absent: run ../shared/tools/fetch-gguf.sh gemma3-270m", file=sys.stderr)

@@ -13,7 +13,8 @@
 //! * [`prompt`]: prompt templates (minijinja) with embedded defaults that a directory of `.j2`
 //!   files overrides; the ranker and the closed loop lay out their prompts with them.
 //!
-//! The candle runtime for GGUF files (llama, qwen2, qwen3 and gemma3 models, held against
+//! The candle runtime for GGUF files (llama, qwen2, qwen3 and gemma3 models; rotary embeddings
+//! unscaled, linearly scaled or YaRN-scaled, with Llama 3's frequency factors; held against
 //! llama.cpp) sits in [`runtime`], behind the default-on `runtime` feature (depend with
 //! `default-features = false` for the contract alone). An OpenAI-compatible HTTP
 //! backend (llama.cpp's server, vLLM, Ollama) sits in `openai`, behind the `openai` feature,

@@ -1,5 +1,6 @@
 //! Our forward pass against llama.cpp (fixtures of `scripts/llamacpp_logits_reference.py`):
-//! tiny random-weight qwen3 and gemma3 files written here (f32 weights: agreement to rounding),
+//! tiny random-weight files written here (f32 weights: agreement to rounding): qwen3, gemma3, a
+//! llama with Llama 3's rotary frequency factors and a qwen2 with YaRN scaling;
 //! and the real Gemma-3-270M file (quantized kernels differ: top-1 agreement, greedy
 //! continuations, score rank order). Also the metadata the configuration refuses.
 
@@ -77,7 +78,7 @@ fn log_sum_exp(row: &[f32]) -> f64 {
 }
 
 #[test]
-fn tiny_qwen3_and_gemma3_match_llama_cpp() {
+fn tiny_models_match_llama_cpp() {
     let dir = TempDir::new("forward-tiny");
     for (name, arch, options) in reference_models() {
         let path = dir.path(&format!("{name}.gguf"));
@@ -254,20 +255,95 @@ fn gemma3_configuration_follows_llama_cpp() {
 }
 
 #[test]
+fn rope_scaling_follows_llama_cpp() {
+    let dir = TempDir::new("forward-rope");
+    let (_, arch, options) = reference_models()
+        .into_iter()
+        .find(|(name, _, _)| *name == "tiny-qwen2-yarn")
+        .unwrap();
+    let (mut md, tensors) = tiny_model_parts(arch, &options).unwrap();
+    let path = dir.path("yarn.gguf");
+    write_parts(&path, &md, &tensors).unwrap();
+    let rope = Config::from_gguf(&GgufFile::open(&path).unwrap())
+        .unwrap()
+        .rope;
+    let yarn = rope.yarn.unwrap();
+    assert_eq!(rope.scale, 0.25);
+    assert_eq!(
+        (
+            yarn.original_context,
+            yarn.ext_factor,
+            yarn.beta_fast,
+            yarn.beta_slow
+        ),
+        (64, 1.0, 32.0, 1.0),
+        "llama.cpp's defaults"
+    );
+    assert!((rope.magnitude - (1.0 + 0.1 * 4f32.ln())).abs() < 1e-6);
+
+    // The `yarn_*` keys where present (llama.cpp reads them for other architectures only).
+    md.extend([
+        ("qwen2.rope.scaling.yarn_beta_fast".into(), Value::F32(16.0)),
+        ("qwen2.rope.scaling.yarn_beta_slow".into(), Value::F32(2.0)),
+        (
+            "qwen2.rope.scaling.yarn_attn_factor".into(),
+            Value::F32(1.5),
+        ),
+        ("qwen2.rope.scaling.attn_factor".into(), Value::F32(0.5)),
+    ]);
+    write_parts(&path, &md, &tensors).unwrap();
+    let rope = Config::from_gguf(&GgufFile::open(&path).unwrap())
+        .unwrap()
+        .rope;
+    let yarn = rope.yarn.unwrap();
+    assert_eq!(
+        (yarn.beta_fast, yarn.beta_slow, rope.magnitude),
+        (16.0, 2.0, 0.75)
+    );
+
+    // `none` ignores the factor, as llama.cpp does.
+    let none = with_metadata(
+        &dir,
+        Architecture::Qwen2,
+        "qwen2.rope.scaling.type",
+        Some(Value::String("none".into())),
+    );
+    let rope = Config::from_gguf(&GgufFile::open(&none).unwrap())
+        .unwrap()
+        .rope;
+    assert_eq!((rope.scale, rope.yarn), (1.0, None));
+}
+
+#[test]
 fn unsupported_rope_scaling_and_head_layouts_are_clear_errors() {
     let dir = TempDir::new("forward-refuse");
-    let yarn = with_metadata(
+    let longrope = with_metadata(
         &dir,
         Architecture::Qwen3,
         "qwen3.rope.scaling.type",
-        Some(Value::String("yarn".into())),
+        Some(Value::String("longrope".into())),
     );
-    let err = GgufModel::load(&yarn, &Device::Cpu)
+    let err = GgufModel::load(&longrope, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(
-        err.contains("RoPE scaling `yarn` is not supported"),
+        err.contains("RoPE scaling `longrope` is not supported")
+            && err.contains(&longrope.display().to_string()),
+        "{err}"
+    );
+    let options = TinyModelOptions {
+        rope_freqs: Some(vec![1.0; 3]),
+        ..TinyModelOptions::default()
+    };
+    let path = dir.path("rope-freqs.gguf");
+    write_tiny_model(&path, Architecture::Llama, &options).unwrap();
+    let err = GgufModel::load(&path, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("`rope_freqs.weight` must hold 8 positive factors"),
         "{err}"
     );
     let partial = with_metadata(

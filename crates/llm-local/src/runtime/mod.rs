@@ -6,8 +6,9 @@
 //!   unsupported files).
 //! * [`tokenizer`]: the tokenizer described by a GGUF file's metadata (BPE and SentencePiece).
 //! * [`transformer`]: our own forward pass for llama, qwen2, qwen3 and gemma3 (sliding-window
-//!   attention included) with every position's logits (for scoring) and a KV cache that can be
-//!   cut back; checked against llama.cpp on tiny random files and on Gemma-3-270M.
+//!   attention included; RoPE unscaled, linear or YaRN, with Llama 3's frequency factors) with
+//!   every position's logits (for scoring) and a KV cache that can be cut back; checked against
+//!   llama.cpp on tiny random files and on Gemma-3-270M.
 //! * [`GgufModel`]: a [`crate::LanguageModel`] over a file: the forward pass with its cache cut
 //!   back to the common prefix of consecutive calls; chat templates from the file (minijinja);
 //!   seeded sampling.

@@ -68,6 +68,22 @@ pub struct TinyModelOptions {
     pub chat_template: Option<String>,
     /// `tokenizer.ggml.pre`.
     pub tokenizer_pre: String,
+    /// `rope_freqs.weight`: Llama 3's per-pair divisors of the rotary frequencies, written as
+    /// given (`None`: no such tensor).
+    pub rope_freqs: Option<Vec<f32>>,
+    /// `rope.scaling.*` metadata (`None`: no scaling keys).
+    pub rope_scaling: Option<TinyRopeScaling>,
+}
+
+/// The `rope.scaling.*` metadata of a tiny model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TinyRopeScaling {
+    /// `rope.scaling.type` (`linear`, `yarn`, ...).
+    pub kind: String,
+    /// `rope.scaling.factor`: how many times the context was extended.
+    pub factor: f32,
+    /// `rope.scaling.original_context_length`.
+    pub original_context: usize,
 }
 
 impl Default for TinyModelOptions {
@@ -86,6 +102,8 @@ impl Default for TinyModelOptions {
             tied_embeddings: false,
             chat_template: Some(CHATML_TEMPLATE.to_string()),
             tokenizer_pre: "default".to_string(),
+            rope_freqs: None,
+            rope_scaling: None,
         }
     }
 }
@@ -255,6 +273,19 @@ pub fn tiny_model_parts(
             }
         }
     }
+    if let Some(r) = &o.rope_scaling {
+        md.extend([
+            (
+                format!("{a}.rope.scaling.type"),
+                Value::String(r.kind.clone()),
+            ),
+            (format!("{a}.rope.scaling.factor"), Value::F32(r.factor)),
+            (
+                format!("{a}.rope.scaling.original_context_length"),
+                u32v(r.original_context),
+            ),
+        ]);
+    }
     let strings = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
     md.extend([
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
@@ -314,6 +345,10 @@ pub fn tiny_model_parts(
     };
     let (e, f) = (o.embedding, o.feed_forward);
     let in_scale = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
+    if let Some(factors) = &o.rope_freqs {
+        // llama.cpp's converter writes this tensor first.
+        vector(&mut tensors, "rope_freqs.weight".into(), factors.clone())?;
+    }
     matrix(&mut tensors, "token_embd.weight".into(), n_vocab, e, 1.0)?;
     for i in 0..o.layers {
         let p = format!("blk.{i}");
@@ -452,8 +487,11 @@ pub fn write_tiny_model(
 /// The tiny models whose logits `scripts/llamacpp_logits_reference.py` records from llama.cpp
 /// (`crates/llm-local/tests/fixtures/logits/`): a file name, its architecture and its options.
 /// f32 weights, so that llama.cpp and our runtime should agree to rounding; head sizes of their
-/// own; gemma3 with six layers and a window of 4, so that local and global layers both act on
-/// a dozen tokens.
+/// own (where the architecture has them); gemma3 with six layers and a window of 4, so that local
+/// and global layers both act on a dozen tokens; a llama with Llama 3-like frequency factors
+/// (1 for the fast pairs, up to 8 for the slow ones) and a qwen2 with YaRN (factor 4 over an
+/// original context of 64), both run over 80 tokens so that the slow pairs turn noticeably and
+/// YaRN acts beyond its original context.
 pub fn reference_models() -> Vec<(&'static str, Architecture, TinyModelOptions)> {
     let base = TinyModelOptions {
         seed: 3,
@@ -473,6 +511,32 @@ pub fn reference_models() -> Vec<(&'static str, Architecture, TinyModelOptions)>
                 kv_heads: 1,
                 sliding_window: 4,
                 tied_embeddings: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "tiny-llama-rope-freqs",
+            Architecture::Llama,
+            TinyModelOptions {
+                head_dim: None,
+                context_length: 128,
+                rope_freqs: Some(vec![1.0, 1.0, 1.0, 2.0, 4.5, 8.0, 8.0, 8.0]),
+                ..base.clone()
+            },
+        ),
+        (
+            "tiny-qwen2-yarn",
+            Architecture::Qwen2,
+            TinyModelOptions {
+                head_dim: None,
+                heads: 2,
+                kv_heads: 1,
+                context_length: 256,
+                rope_scaling: Some(TinyRopeScaling {
+                    kind: "yarn".into(),
+                    factor: 4.0,
+                    original_context: 64,
+                }),
                 ..base
             },
         ),

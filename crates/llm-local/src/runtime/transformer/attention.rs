@@ -1,8 +1,6 @@
-//! Attention pieces: causal (and sliding-window) masks, rotary tables, grouped-query attention.
+//! Attention pieces: causal (and sliding-window) masks and grouped-query attention.
 
-use candle_core::{DType, Device, Result, Tensor};
-
-use super::config::{Config, Rope, RopeStyle};
+use candle_core::{Device, Result, Tensor};
 
 /// Additive mask `[len, start + len]` for `len` new tokens after `start` cached ones: new token
 /// `i` (position `start + i`) sees the positions up to its own, and with a `window` only the
@@ -33,42 +31,6 @@ pub fn causal_mask(
         })
         .collect();
     Tensor::from_vec(values, (len, total), device).map(Some)
-}
-
-/// Cosine and sine tables `[context, head_dim / 2]` of one set of rotary frequencies.
-pub struct RopeTable {
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl RopeTable {
-    /// The tables of `rope` for every position of the model's context.
-    pub fn new(c: &Config, rope: Rope, device: &Device) -> Result<Self> {
-        let hd = c.head_dim;
-        let inv: Vec<f32> = (0..hd / 2)
-            .map(|i| rope.scale / rope.base.powf(2.0 * i as f32 / hd as f32))
-            .collect();
-        let inv = Tensor::from_vec(inv, (1, hd / 2), device)?;
-        let positions = Tensor::arange(0u32, c.context_length as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((c.context_length, 1))?;
-        let angles = positions.broadcast_mul(&inv)?;
-        Ok(RopeTable {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-        })
-    }
-
-    /// Rotates `x` `[1, heads, len, head_dim]` whose first position is `start`.
-    pub fn apply(&self, x: &Tensor, start: usize, style: RopeStyle) -> Result<Tensor> {
-        let len = x.dim(2)?;
-        let cos = self.cos.narrow(0, start, len)?;
-        let sin = self.sin.narrow(0, start, len)?;
-        match style {
-            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, &cos, &sin),
-            RopeStyle::Halves => candle_nn::rotary_emb::rope(x, &cos, &sin),
-        }
-    }
 }
 
 /// `softmax(q k^T * scale + mask) v` with `k` and `v` shared by groups of query heads:

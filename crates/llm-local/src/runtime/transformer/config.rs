@@ -2,6 +2,7 @@
 
 use candle_core::quantized::gguf_file::Value;
 
+use super::rope::Rope;
 use crate::runtime::gguf::{Architecture, GgufFile};
 use crate::runtime::value::{describe, integer};
 use crate::LlmError;
@@ -22,16 +23,6 @@ pub enum Activation {
     Silu,
     /// GELU, tanh approximation (gemma3).
     GeluTanh,
-}
-
-/// Rotary embedding frequencies: angle of pair `i` at position `p` is
-/// `p * scale * base^(-2i / head_dim)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rope {
-    /// Base frequency (`rope.freq_base`).
-    pub base: f32,
-    /// Linear position scale, `1 / rope.scaling.factor` (1 without scaling).
-    pub scale: f32,
 }
 
 /// Sliding-window attention on some layers (gemma3's local layers).
@@ -90,7 +81,7 @@ const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
 
 /// Metadata of one file, keys relative to its architecture, with defaults for absent keys (a
 /// present key of the wrong type is an error).
-struct Meta<'a> {
+pub(super) struct Meta<'a> {
     file: &'a GgufFile,
 }
 
@@ -99,7 +90,7 @@ impl Meta<'_> {
         self.file.arch_key(k)
     }
 
-    fn has(&self, k: &str) -> bool {
+    pub(super) fn has(&self, k: &str) -> bool {
         self.file.get(&self.key(k)).is_some()
     }
 
@@ -107,7 +98,11 @@ impl Meta<'_> {
         Ok(self.file.u32(&self.key(k))? as usize)
     }
 
-    fn usize_or(&self, k: &str, default: usize) -> Result<usize, LlmError> {
+    pub(super) fn string(&self, k: &str) -> Result<&str, LlmError> {
+        self.file.string(&self.key(k))
+    }
+
+    pub(super) fn usize_or(&self, k: &str, default: usize) -> Result<usize, LlmError> {
         if self.has(k) {
             self.usize(k)
         } else {
@@ -115,7 +110,7 @@ impl Meta<'_> {
         }
     }
 
-    fn f32_or(&self, k: &str, default: f32) -> Result<f32, LlmError> {
+    pub(super) fn f32_or(&self, k: &str, default: f32) -> Result<f32, LlmError> {
         if self.has(k) {
             self.file.f32(&self.key(k))
         } else {
@@ -123,28 +118,11 @@ impl Meta<'_> {
         }
     }
 
-    fn error(&self, reason: String) -> LlmError {
+    pub(super) fn error(&self, reason: String) -> LlmError {
         LlmError::Load {
             source_name: self.file.path().display().to_string(),
             reason,
         }
-    }
-
-    /// Linear RoPE scaling as llama.cpp reads it; other kinds are refused.
-    fn rope_scale(&self) -> Result<f32, LlmError> {
-        if self.has("rope.scaling.type") {
-            let kind = self.file.string(&self.key("rope.scaling.type"))?;
-            if !matches!(kind, "none" | "linear") {
-                return Err(self.error(format!(
-                    "RoPE scaling `{kind}` is not supported (only linear scaling is)"
-                )));
-            }
-        }
-        let mut factor = self.f32_or("rope.scaling.factor", 0.0)?;
-        if factor == 0.0 {
-            factor = self.f32_or("rope.scale_linear", 0.0)?;
-        }
-        Ok(if factor == 0.0 { 1.0 } else { 1.0 / factor })
     }
 
     /// Which layers are local: `attention.sliding_window_pattern` as one bool per layer or as
@@ -209,10 +187,8 @@ impl Config {
                  rotary size {rotary} (they must be equal and even)"
             )));
         }
-        let rope = Rope {
-            base: m.f32_or("rope.freq_base", 10_000.0)?,
-            scale: m.rope_scale()?,
-        };
+        let context_length = m.usize_or("context_length", 4096)?;
+        let rope = Rope::read(&m, context_length)?;
         let mut config = Config {
             embedding,
             layers,
@@ -229,7 +205,7 @@ impl Config {
             qk_norm: false,
             post_norms: false,
             final_logit_softcap: None,
-            context_length: m.usize_or("context_length", 4096)?,
+            context_length,
         };
         match arch {
             Architecture::Llama => config.rope_style = RopeStyle::Interleaved,
@@ -250,10 +226,7 @@ impl Config {
                     config.sliding_window = Some(SlidingWindow {
                         window,
                         local_layers: m.local_layers(layers, GEMMA3_SWA_PATTERN)?,
-                        rope: Rope {
-                            base: m.f32_or("rope.freq_base_swa", GEMMA3_LOCAL_ROPE_BASE)?,
-                            scale: 1.0,
-                        },
+                        rope: Rope::read_local(&m, GEMMA3_LOCAL_ROPE_BASE)?,
                     });
                 }
                 let cap = m.f32_or("final_logit_softcapping", 0.0)?;

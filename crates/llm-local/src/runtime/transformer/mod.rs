@@ -15,20 +15,28 @@
 //!   base on the local layers. GGUF files already store Gemma's norm weights as `1 + w`
 //!   (llama.cpp's converter adds the 1), so every norm is a plain RMSNorm.
 //!
+//! Rotary embeddings follow llama.cpp too: unscaled, linear scaling or YaRN
+//! (`rope.scaling.type`), and Llama 3's per-pair frequency factors (`rope_freqs.weight`) where the
+//! file has them. Other scaling kinds (`longrope`, ...) are refused when the file is loaded.
+//!
 //! * [`config`]: the hyper-parameters from the GGUF metadata;
 //! * [`weights`]: the tensors, by llama.cpp's names;
-//! * [`attention`]: masks, rotary tables and grouped-query attention over the cache.
+//! * [`rope`]: rotary embeddings (linear and YaRN scaling, Llama 3's frequency factors);
+//! * [`attention`]: masks and grouped-query attention over the cache.
 
 pub mod attention;
 pub mod config;
+pub mod rope;
 pub mod weights;
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
-pub use config::{Activation, Config, Rope, RopeStyle, SlidingWindow};
+pub use config::{Activation, Config, RopeStyle, SlidingWindow};
+pub use rope::{Rope, Yarn};
 pub use weights::TensorSource;
 
-use attention::{causal_mask, RopeTable};
+use attention::causal_mask;
+use rope::RopeTable;
 use weights::{Block, Weights};
 
 /// A decoder-only transformer with an explicit, truncatable KV cache.
@@ -63,9 +71,11 @@ impl Transformer {
         src: &mut TensorSource<'_, R>,
     ) -> Result<Self> {
         let weights = Weights::load(&config, src)?;
-        let rope = RopeTable::new(&config, config.rope, src.device)?;
+        let factors = src.rope_factors(config.head_dim / 2)?;
+        let table = |rope: &Rope| RopeTable::new(&config, rope, factors.as_deref(), src.device);
+        let rope = table(&config.rope)?;
         let local_rope = match &config.sliding_window {
-            Some(w) if w.rope != config.rope => Some(RopeTable::new(&config, w.rope, src.device)?),
+            Some(w) if w.rope != config.rope => Some(table(&w.rope)?),
             _ => None,
         };
         let layers = config.layers;

@@ -33,6 +33,23 @@ impl<R: std::io::Read + std::io::Seek> TensorSource<'_, R> {
         wanted.then(|| self.dense(name)).transpose()
     }
 
+    /// The per-pair frequency factors of the rotary embeddings (`rope_freqs.weight`, Llama 3),
+    /// when the file has them: `pairs` positive numbers.
+    pub(super) fn rope_factors(&mut self, pairs: usize) -> Result<Option<Vec<f32>>> {
+        const NAME: &str = "rope_freqs.weight";
+        if !self.has(NAME) {
+            return Ok(None);
+        }
+        let factors = self.dense(NAME)?.flatten_all()?.to_vec1::<f32>()?;
+        if factors.len() != pairs || !factors.iter().all(|f| f.is_finite() && *f > 0.0) {
+            candle_core::bail!(
+                "`{NAME}` must hold {pairs} positive factors (one per rotary pair), it holds {}",
+                factors.len()
+            );
+        }
+        Ok(Some(factors))
+    }
+
     /// A quantized weight for matrix products. Q4_1 weights are requantized to Q8_0: candle has
     /// no SIMD kernel for Q4_1, and the Q8_0 one runs SmolLM2-135M 2.2x faster in decode and 4.9x
     /// in prefill, at a small cost in agreement with llama.cpp (docs/BENCHMARKS.md).
