@@ -50,12 +50,16 @@ impl<R: std::io::Read + std::io::Seek> TensorSource<'_, R> {
         Ok(Some(factors))
     }
 
-    /// A quantized weight for matrix products. Q4_1 weights are requantized to Q8_0: candle has
-    /// no SIMD kernel for Q4_1, and the Q8_0 one runs SmolLM2-135M 2.2x faster in decode and 4.9x
-    /// in prefill, at a small cost in agreement with llama.cpp (docs/BENCHMARKS.md).
+    /// A quantized weight for matrix products. Q4_1, Q5_0 and Q5_1 weights are requantized to
+    /// Q8_0: candle has no SIMD kernel for them, and the Q8_0 one runs SmolLM2-135M (Q4_1) 2.2x
+    /// faster in decode and 4.9x in prefill, at a small cost in agreement with llama.cpp
+    /// (docs/BENCHMARKS.md).
     fn matmul(&mut self, name: &str) -> Result<QMatMul> {
         let tensor = self.content.tensor(self.reader, name, self.device)?;
-        if tensor.dtype() == GgmlDType::Q4_1 {
+        if matches!(
+            tensor.dtype(),
+            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+        ) {
             let dense = tensor.dequantize(self.device)?;
             return QMatMul::from_qtensor(QTensor::quantize(&dense, GgmlDType::Q8_0)?);
         }
