@@ -23,7 +23,7 @@ use trainer::train::Status;
 
 use crate::executor::Executor;
 use crate::run::{EvaluationRecord, RunDir};
-use crate::worker::{EvalSetup, EvalTask, Job, JobResult};
+use crate::worker::{task_error, EvalSetup, EvalTask, Job, JobResult};
 use crate::SearchError;
 
 /// The retraining directory inside a run directory.
@@ -227,7 +227,7 @@ pub fn retrain(
                 break;
             };
             job.write(run.path(), &id)
-                .map_err(|e| crate::run::error(run.path(), e))?;
+                .map_err(|e| task_error(run.path(), e))?;
             executor.submit(&id, &job)?;
             let export = match &job {
                 Job::Train(task) => task.export.clone(),

@@ -9,9 +9,9 @@ use arch_space::lang::{to_text, InputSpec, Module};
 use trainer::train::Report;
 
 use super::Evaluator;
-use crate::executor::{outcome_of, Executor, Failure};
+use crate::executor::{outcome_of, written_result, Executor, Failure};
 use crate::run::{Outcome, OutcomeStatus, RunDir};
-use crate::worker::{result_path, EvalCache, EvalSetup, EvalTask, Job, JobResult};
+use crate::worker::{task_error, EvalCache, EvalSetup, EvalTask, Job, JobResult};
 use crate::SearchError;
 
 /// An evaluation that ended.
@@ -170,10 +170,7 @@ impl Backend for OnExecutor<'_> {
             export: None,
             code: None,
         });
-        let task_error = |e: crate::worker::TaskError| crate::run::error(run.path(), e);
-        if resumed && result_path(run.path(), &name).is_ok_and(|p| p.exists()) {
-            let result = JobResult::read(run.path(), &name)
-                .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()));
+        if let Some(result) = resumed.then(|| written_result(run.path(), &name)).flatten() {
             self.end(iteration, result, false);
             return Ok(());
         }
@@ -182,7 +179,8 @@ impl Backend for OnExecutor<'_> {
             return Ok(());
         }
         // Written again on resume: an earlier process may have ended before it wrote the job.
-        job.write(run.path(), &name).map_err(task_error)?;
+        job.write(run.path(), &name)
+            .map_err(|e| task_error(run.path(), e))?;
         if resumed {
             self.jobs.executor.adopt(&name, &job)?;
         } else {

@@ -14,9 +14,9 @@ use arch_space::lang::{to_text, InputSpec, Module};
 use trainer::train::Report;
 
 use super::Evaluator;
-use crate::executor::{outcome_of, Failure, RunJob};
+use crate::executor::{outcome_of, written_result, Failure, RunJob};
 use crate::run::{Outcome, OutcomeStatus};
-use crate::worker::{result_path, EvalSetup, EvalTask, Job, JobResult, TASKS};
+use crate::worker::{EvalSetup, EvalTask, Job, JobResult, TASKS};
 
 /// How often a running worker is polled for its end.
 const POLL: Duration = Duration::from_millis(20);
@@ -140,15 +140,11 @@ impl WorkerProcesses {
 
     /// The result of job `id` from its result file or from how its worker ended.
     fn result(&self, id: &str, end: &WorkerEnd) -> Result<JobResult, Failure> {
-        let crash = |message: String| Err(Failure::new(OutcomeStatus::Crash, message));
-        if result_path(&self.run_dir, id).is_ok_and(|path| path.exists()) {
-            return match JobResult::read(&self.run_dir, id) {
-                Ok(result) => {
-                    tracing::info!(task = id, worker_seconds = end.seconds, "worker finished");
-                    Ok(result)
-                }
-                Err(e) => crash(e.to_string()),
-            };
+        if let Some(result) = written_result(&self.run_dir, id) {
+            if result.is_ok() {
+                tracing::info!(task = id, worker_seconds = end.seconds, "worker finished");
+            }
+            return result;
         }
         let tail = tail(&end.stderr);
         if end.timed_out {
@@ -171,7 +167,10 @@ impl WorkerProcesses {
             let message = format!("the worker ran out of memory{limit}: {tail}");
             Err(Failure::new(OutcomeStatus::Oom, message))
         } else {
-            crash(format!("the worker ended with {}: {tail}", end.status))
+            Err(Failure::new(
+                OutcomeStatus::Crash,
+                format!("the worker ended with {}: {tail}", end.status),
+            ))
         }
     }
 }

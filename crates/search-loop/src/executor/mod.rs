@@ -31,7 +31,7 @@ pub use slurm::{SlurmConfig, SlurmExecutor};
 use trainer::train::Report;
 
 use crate::run::{Outcome, OutcomeStatus};
-use crate::worker::{Job, JobResult};
+use crate::worker::{result_path, Job, JobResult};
 use crate::SearchError;
 
 /// Why a job ended without a result.
@@ -85,6 +85,14 @@ pub fn outcome_of(
         ),
         Err(Failure { status, message }) => (Outcome::failure(status, &message), None, None),
     }
+}
+
+/// The result of job `id` of the run in `run_dir`, once the worker has written it; a result
+/// file that cannot be read is a `crash`.
+pub(crate) fn written_result(run_dir: &Path, id: &str) -> Option<Result<JobResult, Failure>> {
+    result_path(run_dir, id).ok()?.exists().then(|| {
+        JobResult::read(run_dir, id).map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()))
+    })
 }
 
 /// Runs evaluation jobs, several at once.

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use ncode::NCode;
 
-use crate::executor::{outcome_of, Executor, Failure, Finished};
-use crate::run::{unix_time, EvaluationRecord, Event, OutcomeStatus, RunDir};
-use crate::worker::{result_path, task_ids, EvalCache, Job, JobResult, TASKS};
+use crate::executor::{outcome_of, written_result, Executor, Failure, Finished};
+use crate::run::{unix_time, EvaluationRecord, Event, RunDir};
+use crate::worker::{task_error, task_ids, EvalCache, Job, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
 pub use crate::executor::ExecutorKind;
@@ -79,13 +79,11 @@ pub fn run_search(
             continue;
         }
         let name = task_name(id);
-        let job = Job::read(run.path(), &name).map_err(|e| task_error(run, e))?;
+        let job = Job::read(run.path(), &name).map_err(|e| task_error(run.path(), e))?;
         let Some(code) = job.code().cloned() else {
             continue;
         };
-        if result_path(run.path(), &name).is_ok_and(|p| p.exists()) {
-            let result = JobResult::read(run.path(), &name)
-                .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()));
+        if let Some(result) = written_result(run.path(), &name) {
             let finished = Finished { id: name, result };
             finish(
                 run,
@@ -140,7 +138,7 @@ pub fn run_search(
                             }
                         };
                         job.write(run.path(), &name)
-                            .map_err(|e| task_error(run, e))?;
+                            .map_err(|e| task_error(run.path(), e))?;
                         if let Some(result) = search.cache.and_then(|c| c.get(&job)) {
                             let finished = Finished {
                                 id: name,
@@ -268,13 +266,6 @@ fn task_name(id: usize) -> String {
 
 fn cancel_mark(id: usize) -> String {
     format!("{id:06}.{CANCELLED}")
-}
-
-fn task_error(run: &RunDir, e: crate::worker::TaskError) -> SearchError {
-    SearchError::Run {
-        path: run.path().join(TASKS),
-        reason: e.to_string(),
-    }
 }
 
 /// Opens the run in `run_dir` to resume it (its recorded configuration wins), or creates it

@@ -27,10 +27,10 @@ use sha2::{Digest, Sha256};
 pub use config::SlurmConfig;
 use queue::{Ending, TaskState};
 
-use super::{Executor, Failure, Finished};
+use super::{written_result, Executor, Failure, Finished};
 use crate::closed_loop::worker_beside_executable;
 use crate::run::{hex, write_atomic, write_json, OutcomeStatus};
-use crate::worker::{result_path, shell_quote, Job, JobResult};
+use crate::worker::{shell_quote, Job};
 use crate::SearchError;
 
 /// The Slurm directory inside a run directory.
@@ -250,7 +250,7 @@ impl SlurmExecutor {
         let mut ended = Vec::new();
         let ids: Vec<String> = self.tracked.keys().cloned().collect();
         for id in ids {
-            if let Some(result) = self.result(&id) {
+            if let Some(result) = written_result(&self.run_dir, &id) {
                 self.tracked.remove(&id);
                 ended.push(Finished { id, result });
                 continue;
@@ -291,14 +291,6 @@ impl SlurmExecutor {
             });
         }
         Ok(ended)
-    }
-
-    /// The task's result, once its file exists.
-    fn result(&self, id: &str) -> Option<Result<JobResult, Failure>> {
-        result_path(&self.run_dir, id).ok()?.exists().then(|| {
-            JobResult::read(&self.run_dir, id)
-                .map_err(|e| Failure::new(OutcomeStatus::Crash, e.to_string()))
-        })
     }
 
     /// The failure of a task that ended without a result, with Slurm's state, reason and exit
