@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use nas_rs::arch_space::lora::LoraRankSpace;
-use nas_rs::ranker::RankerPrompts;
+use nas_rs::cli::ranker_prompts;
 use nas_rs::search_loop::{History, Observation, SearchContext, Strategy};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,10 +114,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let task = format!("LoRA ranks for {n} modules, maximising a synthetic score");
     let ctx = SearchContext::unconstrained(&space, &task);
     let started = Instant::now();
-    let prompts = match &args.prompts {
-        Some(dir) => RankerPrompts::from_dir(dir)?,
-        None => RankerPrompts::default(),
-    };
+    let prompts = ranker_prompts(args.prompts.as_deref())?;
     let mut searcher = args.strategy.build_with(args.seed, prompts)?;
     let mut history = History::new();
     while history.len() < args.budget {

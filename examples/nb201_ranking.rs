@@ -39,6 +39,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use nas_rs::arch_space::nb201::Nb201Cell;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
+use nas_rs::cli::ranker_prompts;
 use nas_rs::llm_local::runtime::source::DEFAULT_MODEL;
 use nas_rs::ranker::training::{trajectories, DataFormat, TrainingConfig};
 use nas_rs::ranker::{
@@ -121,9 +122,7 @@ struct Args {
 impl Args {
     /// The ranker's templates: the defaults, overridden by `--prompts`.
     fn prompts(&self) -> Result<RankerPrompts, RankerError> {
-        self.prompts
-            .as_deref()
-            .map_or_else(|| Ok(RankerPrompts::default()), RankerPrompts::from_dir)
+        ranker_prompts(self.prompts.as_deref())
     }
 }
 

@@ -42,8 +42,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nas_rs::arch_space::tabular::{dataset_prefix, TabularBenchmark};
-use nas_rs::cli::{stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
-use nas_rs::ranker::RankerPrompts;
+use nas_rs::cli::{ranker_prompts, stop_on_ctrl_c, ExecutorArgs, RunDirArgs, SHIPPED_NB201_TABLE};
 use nas_rs::search_loop::benchmark::{compare, Comparison, Constraint, Protocol, Signal};
 use nas_rs::search_loop::parallel::{ExecutorKind, TableSearch};
 use nas_rs::search_loop::run::request_prompts;
@@ -123,10 +122,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let task = format!("NAS-Bench-201 cells on {}", args.dataset);
 
-    let prompts = match &args.prompts {
-        Some(dir) => RankerPrompts::from_dir(dir)?,
-        None => RankerPrompts::default(),
-    };
+    let prompts = ranker_prompts(args.prompts.as_deref())?;
     let started = std::time::Instant::now();
     let comparison = match args.record.dir() {
         None if args.execution.parallel > 1 || args.execution.executor == ExecutorKind::Slurm => {

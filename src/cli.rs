@@ -1,12 +1,13 @@
 //! Command-line pieces shared by the `nas` binary and the examples: where evaluations run
 //! (`--executor`, `--parallel`, `--slurm-config`), where runs are recorded (`--run-dir`,
-//! `--resume`) and Ctrl-C.
+//! `--resume`), the LLM ranker's `--prompts` and Ctrl-C.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use clap::Args;
+use ranker::{RankerError, RankerPrompts};
 use search_loop::executor::SlurmConfig;
 use search_loop::parallel::ExecutorKind;
 use search_loop::SearchError;
@@ -85,4 +86,10 @@ pub fn stop_on_ctrl_c() -> &'static AtomicBool {
         }
     });
     &STOP
+}
+
+/// The LLM ranker's prompt templates given by `--prompts DIR`: the defaults, with the files of
+/// `dir` (when given) overriding them.
+pub fn ranker_prompts(dir: Option<&Path>) -> Result<RankerPrompts, RankerError> {
+    dir.map_or_else(|| Ok(RankerPrompts::default()), RankerPrompts::from_dir)
 }
