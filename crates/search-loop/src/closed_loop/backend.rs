@@ -11,7 +11,7 @@ use trainer::train::Report;
 use super::Evaluator;
 use crate::executor::{outcome_of, written_result, Executor, Failure};
 use crate::run::{Outcome, OutcomeStatus, RunDir};
-use crate::worker::{task_error, EvalCache, EvalSetup, EvalTask, Job, JobResult};
+use crate::worker::{task_error, task_name, EvalCache, EvalSetup, EvalTask, Job, JobResult};
 use crate::SearchError;
 
 /// An evaluation that ended.
@@ -163,7 +163,7 @@ impl Backend for OnExecutor<'_> {
         module: &Module,
         resumed: bool,
     ) -> Result<(), SearchError> {
-        let name = format!("{iteration:06}");
+        let name = task_name(iteration);
         let job = Job::Train(EvalTask {
             architecture: to_text(module),
             setup: self.jobs.setup.clone(),
@@ -215,12 +215,8 @@ impl Backend for OnExecutor<'_> {
         self.jobs.executor.cancel()?;
         for name in std::mem::take(&mut self.in_flight).into_keys() {
             if let Ok(iteration) = name.parse() {
-                self.done.push(Evaluated {
-                    iteration,
-                    outcome: Outcome::failure(OutcomeStatus::Cancelled, "cancelled by the user"),
-                    report: None,
-                    cached: false,
-                });
+                let cancelled = Failure::new(OutcomeStatus::Cancelled, "cancelled by the user");
+                self.end(iteration, Err(cancelled), false);
             }
         }
         Ok(true)

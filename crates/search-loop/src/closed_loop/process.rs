@@ -16,7 +16,7 @@ use trainer::train::Report;
 use super::Evaluator;
 use crate::executor::{outcome_of, written_result, Failure, RunJob};
 use crate::run::{Outcome, OutcomeStatus};
-use crate::worker::{EvalSetup, EvalTask, Job, JobResult, TASKS};
+use crate::worker::{task_name, EvalSetup, EvalTask, Job, JobResult, TASKS};
 
 /// How often a running worker is polled for its end.
 const POLL: Duration = Duration::from_millis(20);
@@ -206,7 +206,7 @@ impl Evaluator for ProcessEvaluator {
     }
 
     fn evaluate(&mut self, module: &Module) -> (Outcome, Option<Report>) {
-        let id = format!("{:06}", self.next_task);
+        let id = task_name(self.next_task);
         self.next_task += 1;
         let task = EvalTask {
             architecture: to_text(module),

@@ -25,7 +25,7 @@ use ncode::NCode;
 
 use crate::executor::{outcome_of, written_result, Executor, Failure, Finished};
 use crate::run::{unix_time, EvaluationRecord, Event, RunDir};
-use crate::worker::{task_error, task_ids, EvalCache, Job, TASKS};
+use crate::worker::{task_error, task_ids, task_name, EvalCache, Job, TASKS};
 use crate::{History, Observation, SearchContext, SearchError, Searcher};
 
 pub use crate::executor::ExecutorKind;
@@ -260,12 +260,8 @@ fn record(iteration: usize, code: String, finished: Finished) -> EvaluationRecor
     }
 }
 
-fn task_name(id: usize) -> String {
-    format!("{id:06}")
-}
-
 fn cancel_mark(id: usize) -> String {
-    format!("{id:06}.{CANCELLED}")
+    format!("{}.{CANCELLED}", task_name(id))
 }
 
 /// Opens the run in `run_dir` to resume it (its recorded configuration wins), or creates it

@@ -131,6 +131,11 @@ pub struct TaskResult {
     pub load_seconds: f64,
 }
 
+/// The id of task number `n`: six digits (`tasks/000042.json`), so files sort by number.
+pub(crate) fn task_name(n: usize) -> String {
+    format!("{n:06}")
+}
+
 /// A task file of the run in `run_dir` that cannot be read or written, as an error of the run.
 pub(crate) fn task_error(run_dir: &Path, e: TaskError) -> SearchError {
     crate::run::error(&run_dir.join(TASKS), e)
