@@ -121,6 +121,52 @@ fn convolutions_match_candle_on_random_geometries() {
     }
 }
 
+/// Channel counts of 16 and more take the blocked direct kernels (on CPUs with AVX2 or
+/// AVX-512): whole and partial blocks of 16, strides, dilations and paddings up to and beyond
+/// the kernel's span (where the input gradient falls back to im2col).
+#[test]
+fn blocked_convolutions_match_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for case in 0..16 {
+        let cin = [16, 32, 20, 24][case % 4];
+        let cout = [16, 24, 32, 17][case / 4 % 4];
+        let k = [3, 1, 3, 5][case % 4];
+        let kernel = if case % 5 == 2 { [k, 1] } else { [k, k] };
+        let dilation = if case % 6 == 5 { 2 } else { 1 };
+        let padding = match case % 4 {
+            0 => Padding::Same,
+            1 => Padding::Valid,
+            2 => Padding::Explicit([1, 2]),
+            _ => Padding::Explicit([3, 0]),
+        };
+        let stride = match (padding, case % 3) {
+            (Padding::Same, _) | (_, 0) => [1, 1],
+            (_, 1) => [2, 2],
+            _ => [1, 2],
+        };
+        let (h, w) = (rng.random_range(10..14), rng.random_range(10..19));
+        let g = ConvGeometry {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups: 1,
+        };
+        let batch = rng.random_range(1..4);
+        let x = random(&mut rng, &[batch, cin, h, w]);
+        let wt = random(&mut rng, &[cout, cin, kernel[0], kernel[1]]);
+        let b = random(&mut rng, &[cout]);
+        let what = format!("case {case}: {g:?}, input {:?}, out {cout}", x.dims());
+        compare(
+            &what,
+            &mut rng,
+            &[x, wt, b],
+            &[case % 7 != 3, true, true],
+            |k, t| k.conv2d(&t[0], &t[1], Some(&t[2]), &g).unwrap(),
+        );
+    }
+}
+
 #[test]
 fn a_convolution_of_data_computes_no_input_gradient() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);

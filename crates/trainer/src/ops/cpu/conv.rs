@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 mod depthwise;
+mod direct;
 
 use super::{
     bwd_through_gradients, data, expect_gradient, gemm, over_ranges, sum_in_order, unpack,
@@ -238,6 +239,9 @@ impl Conv {
     }
 
     fn forward(&self, s: &Sizes, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        if let Some(isa) = direct::usable(self, s) {
+            return direct::forward(isa, (self, s), x, weight, bias);
+        }
         let g = self.groups;
         let (n, k) = (s.n(), s.k(g));
         let (cg, mg) = (s.cin / g, s.cout / g);
@@ -388,10 +392,20 @@ impl ConvBackward {
         let mut packed = vec![0.0f32; dx_len + dw_len + db_len];
         let (dx, params) = packed.split_at_mut(dx_len);
         let per_image = if self.input { image } else { 0 };
+        let direct = direct::usable(conv, s).map(|isa| {
+            direct::Backward::new(isa, (conv, s), [self.input, self.weight], (dy, x, weight))
+        });
+        let direct_input = direct
+            .as_ref()
+            .is_some_and(direct::Backward::input_gradient);
         let partials = over_ranges(s.batch, dx, per_image, |images, dx| {
             let mut dw = vec![0.0f32; dw_len];
             let mut db = vec![0.0f32; db_len];
             let mut col = vec![0.0f32; if pointwise || depthwise { 0 } else { k * n }];
+            let mut blocked_dw = match &direct {
+                Some(d) if self.weight => d.weight_gradient_buffer(),
+                _ => Vec::new(),
+            };
             for (j, i) in images.enumerate() {
                 let dyi = &dy[i * s.cout * n..][..s.cout * n];
                 if self.bias {
@@ -406,10 +420,16 @@ impl ConvBackward {
                     conv.depthwise_backward((s, &taps), dyi, xi, weight, dwi, dxi);
                     continue;
                 }
+                if let Some(d) = &direct {
+                    d.add_weight_gradient(i, &mut blocked_dw);
+                    if direct_input {
+                        d.write_input_gradient(i, &mut dx[j * image..][..image]);
+                    }
+                }
                 for group in 0..g {
                     let dyg = Operand::rows(&dyi[group * mg * n..][..mg * n], n);
                     let xg = &x[i * image + group * cg * s.h * s.w..][..cg * s.h * s.w];
-                    if self.weight {
+                    if self.weight && direct.is_none() {
                         if !pointwise {
                             conv.im2col((s, &taps), xg, &mut col);
                         }
@@ -417,7 +437,7 @@ impl ConvBackward {
                         let dwg = &mut dw[group * mg * k..][..mg * k];
                         gemm(dwg, true, (mg, k, n), dyg, Operand::transposed(src, n));
                     }
-                    if self.input {
+                    if self.input && !direct_input {
                         let wg = Operand::transposed(&weight[group * mg * k..][..mg * k], k);
                         let dxg = &mut dx[j * image + group * cg * s.h * s.w..][..cg * s.h * s.w];
                         if pointwise {
@@ -428,6 +448,9 @@ impl ConvBackward {
                         }
                     }
                 }
+            }
+            if let Some(d) = direct.as_ref().filter(|_| self.weight) {
+                d.unblock_weight_gradient(&blocked_dw, &mut dw);
             }
             (dw, db)
         });

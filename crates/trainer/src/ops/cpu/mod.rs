@@ -188,6 +188,27 @@ fn per_channel<T: Send>(channels: usize, f: impl Fn(usize) -> T + Sync + Send) -
     (0..channels).into_par_iter().map(f).collect()
 }
 
+/// A new buffer of `len` elements made in parallel, planes of `hw` elements: each plane starts
+/// as zeros and `f(p, plane)` writes plane `p`. Zeroing a plane right before it is written
+/// keeps it in cache, where zeroing the whole buffer first (`vec![0.0; len]`) costs a serial
+/// pass over memory.
+fn planes(len: usize, hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+    let mut data = Vec::with_capacity(len);
+    data.spare_capacity_mut()[..len]
+        .par_chunks_mut(hw.max(1))
+        .enumerate()
+        .for_each(|(p, plane)| {
+            plane.fill(std::mem::MaybeUninit::new(0.0));
+            // SAFETY: every element of `plane` was just written, and `MaybeUninit<f32>` has
+            // the layout of `f32`.
+            let plane = unsafe { &mut *(plane as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+            f(p, plane);
+        });
+    // SAFETY: the planes cover `0..len` and each was written above.
+    unsafe { data.set_len(len) };
+    data
+}
+
 /// Fills `out`, planes of `hw` elements, in parallel: `f(p, plane)` writes plane `p`.
 fn for_planes(out: &mut [f32], hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     out.par_chunks_mut(hw.max(1))

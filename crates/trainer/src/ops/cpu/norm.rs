@@ -14,8 +14,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 
 use super::{
     activation::{per_kind, Rectifier},
-    bwd_through_gradients, channel_planes, data, expect_gradient, for_planes, per_channel, sum_f64,
-    unpack, Gradients, Traced,
+    bwd_through_gradients, channel_planes, data, expect_gradient, for_planes, per_channel, planes,
+    sum_f64, unpack, Gradients, Traced,
 };
 
 /// Batch normalization with batch statistics (training) on the CPU; returns the output and the
@@ -98,8 +98,7 @@ fn affine(
     (center, scale, shift): (&[f32], &[f32], &[f32]),
     then: Option<Rectifier>,
 ) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    for_planes(&mut y, hw, |p, out| {
+    planes(x.len(), hw, |p, out| {
         let c = p % channels;
         let (m, s, b) = (center[c], scale[c], shift[c]);
         let planes = out.iter_mut().zip(&x[p * hw..][..hw]);
@@ -108,8 +107,7 @@ fn affine(
             Some(r) => per_kind!(r, |r| planes
                 .for_each(|(o, &v)| *o = r.value((v - m) * s + b))),
         }
-    });
-    y
+    })
 }
 
 /// What the forward pass of a training BatchNorm learned about its batch, per channel.

@@ -13,7 +13,7 @@ mod halving;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::{
-    bwd_through_gradients, data, expect_gradient, for_planes, unary_gradients, Gradients, Traced,
+    bwd_through_gradients, data, expect_gradient, planes, unary_gradients, Gradients, Traced,
 };
 use crate::ops::PoolGeometry;
 
@@ -200,9 +200,8 @@ impl Pool {
     /// The pooled planes of `x`.
     fn forward(&self, win: &Windows, x: &[f32]) -> Vec<f32> {
         let (hw, out) = (win.h * win.w, win.rows.len() * win.cols.len());
-        let mut y = vec![0.0f32; win.planes * out];
         let halves = self.halves(win.h, win.w);
-        for_planes(&mut y, out, |p, y| {
+        planes(win.planes * out, out, |p, y| {
             let plane = &x[p * hw..][..hw];
             if halves {
                 return self.halve(plane, win.w, y);
@@ -217,16 +216,14 @@ impl Pool {
                     }
                 };
             }
-        });
-        y
+        })
     }
 
     /// The gradient of `x` from the output gradient `dy`.
     fn backward(&self, win: &Windows, dy: &[f32], x: &[f32]) -> Vec<f32> {
         let (hw, out) = (win.h * win.w, win.rows.len() * win.cols.len());
-        let mut dx = vec![0.0f32; win.planes * hw];
         let halves = self.halves(win.h, win.w);
-        for_planes(&mut dx, hw, |p, dx| {
+        planes(win.planes * hw, hw, |p, dx| {
             let plane = &x[p * hw..][..hw];
             if halves {
                 return self.halve_backward(&dy[p * out..][..out], plane, win.w, dx);
@@ -249,8 +246,7 @@ impl Pool {
                     }
                 }
             }
-        });
-        dx
+        })
     }
 }
 

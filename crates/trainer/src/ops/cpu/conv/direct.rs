@@ -1,0 +1,310 @@
+//! Direct convolution in a channel-blocked layout (one group, AVX-512 or AVX2 with FMA).
+//!
+//! Channels are grouped in blocks of [`L`] = 16, the last block zero-filled: an image becomes
+//! `[C/16, h', w', 16]` with the convolution's padding written in as zeros, so the kernels never
+//! test bounds, and a weight `[out/16, in/16, kh, kw, 16 in, 16 out]`.
+//! * The forward kernel holds `T` output pixels x 16 output channels in registers and, for each
+//!   input channel and tap, adds one broadcast input value times one weight vector per pixel:
+//!   no im2col, no packing, every weight vector reused `T` times from a register.
+//! * The input gradient of a stride-1 convolution is the same kernel run on the output gradient
+//!   (padded by the kernel's span less the forward padding) with the kernel turned 180 degrees
+//!   and inputs and outputs swapped.
+//! * The weight gradient holds a 16 x 16 (input, output) block of one tap in registers and adds
+//!   the outer product of 16 input values and one output-gradient vector per pixel.
+//!
+//! The kernels are plain loops over fixed-size arrays, compiled twice under `target_feature`
+//! (the compiler turns each 16-lane loop into one or two vector FMAs) and chosen at run time.
+//! Other CPUs, grouped convolutions and channel counts that would waste more than half the
+//! arithmetic on zero lanes take the im2col path.
+
+use super::super::planes;
+use super::{Conv, Sizes};
+
+mod kernels;
+
+pub(super) use kernels::Isa;
+
+/// Channels per block: one AVX-512 register of f32, two AVX2 registers.
+const L: usize = 16;
+
+/// The instructions to run `conv` directly, if it qualifies (see the module doc).
+pub(super) fn usable(conv: &Conv, s: &Sizes) -> Option<Isa> {
+    let padded = |c: usize| c.div_ceil(L) * L;
+    let wasteful = padded(s.cin) * padded(s.cout) > 2 * s.cin * s.cout;
+    if conv.groups != 1 || wasteful || s.h == 0 || s.w == 0 {
+        return None;
+    }
+    if im2col_forced() {
+        return None;
+    }
+    Isa::detect()
+}
+
+/// Whether `TRAINER_CONV=im2col` turns the direct kernels off (to compare the two paths).
+fn im2col_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("TRAINER_CONV").is_ok_and(|v| v == "im2col"))
+}
+
+/// Where blocked images lie: `blocks` planes of `height x width` pixels of 16 lanes each, the
+/// data starting at `(top, left)` (the rows and columns before it are zero padding).
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    blocks: usize,
+    height: usize,
+    width: usize,
+    top: usize,
+    left: usize,
+}
+
+impl Frame {
+    fn plane(&self) -> usize {
+        self.height * self.width * L
+    }
+
+    fn image(&self) -> usize {
+        self.blocks * self.plane()
+    }
+}
+
+/// NCHW data `[batch, c, h, w]` as `[batch, c/16, h + top + bottom, w + left + right, 16]`.
+struct Blocked {
+    data: Vec<f32>,
+    frame: Frame,
+}
+
+impl Blocked {
+    fn of(x: &[f32], [batch, c, h, w]: [usize; 4], [top, bottom, left, right]: [usize; 4]) -> Self {
+        let frame = Frame {
+            blocks: c.div_ceil(L),
+            height: h + top + bottom,
+            width: w + left + right,
+            top,
+            left,
+        };
+        let data = planes(batch * frame.image(), frame.plane(), |i, plane| {
+            let (image, first) = (i / frame.blocks, i % frame.blocks * L);
+            let lanes = L.min(c - first);
+            let channels = &x[(image * c + first) * h * w..][..lanes * h * w];
+            // Pixel by pixel, so each output line is written once, from 16 input streams.
+            for y in 0..h {
+                let dst = &mut plane[((y + top) * frame.width + left) * L..][..w * L];
+                for (lane, src) in channels.chunks_exact(h * w).enumerate() {
+                    for (pixel, &v) in dst.chunks_exact_mut(L).zip(&src[y * w..][..w]) {
+                        pixel[lane] = v;
+                    }
+                }
+            }
+        });
+        Blocked { data, frame }
+    }
+
+    /// One image's planes.
+    fn image(&self, i: usize) -> &[f32] {
+        let len = self.frame.image();
+        &self.data[i * len..][..len]
+    }
+}
+
+/// Index of weight `(out, in, ki, kj)` in the blocked layout with `in_blocks` input blocks.
+fn blocked_index([o, c, ki, kj]: [usize; 4], in_blocks: usize, [kh, kw]: [usize; 2]) -> usize {
+    let tap = ((o / L * in_blocks + c / L) * kh + ki) * kw + kj;
+    tap * L * L + c % L * L + o % L
+}
+
+/// A weight `[out, in, kh, kw]` as `[out/16, in/16, kh, kw, 16 in, 16 out]`; `flipped`: the
+/// weight of the transposed convolution (in and out swapped, kernel turned 180 degrees).
+fn blocked_weight(w: &[f32], [cout, cin, kh, kw]: [usize; 4], flipped: bool) -> Vec<f32> {
+    let (outs, ins) = if flipped { (cin, cout) } else { (cout, cin) };
+    let in_blocks = ins.div_ceil(L);
+    let mut out = vec![0.0f32; outs.div_ceil(L) * in_blocks * kh * kw * L * L];
+    for (i, &v) in w.iter().enumerate().take(cout * cin * kh * kw) {
+        let (o, c, ki, kj) = (
+            i / (cin * kh * kw),
+            i / (kh * kw) % cin,
+            i / kw % kh,
+            i % kw,
+        );
+        let at = if flipped {
+            [c, o, kh - 1 - ki, kw - 1 - kj]
+        } else {
+            [o, c, ki, kj]
+        };
+        out[blocked_index(at, in_blocks, [kh, kw])] = v;
+    }
+    out
+}
+
+/// One convolution over blocked sources: output pixel `o` and tap `k` read source pixel
+/// `o * stride + k * dilation` (padding included in the source's frame).
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    isa: Isa,
+    src: Frame,
+    outs: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: usize,
+    out_size: [usize; 2],
+}
+
+impl Plan {
+    /// Weight elements per block of 16 outputs.
+    fn block_len(&self) -> usize {
+        self.src.blocks * self.kernel[0] * self.kernel[1] * L * L
+    }
+
+    fn out_plane(&self) -> usize {
+        self.out_size[0] * self.out_size[1]
+    }
+
+    /// One image's output `out[outs, oh, ow]` (NCHW) from its blocked source.
+    fn convolve(&self, src: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+        assert!(src.len() >= self.src.image(), "source too short");
+        assert!(
+            out.len() >= self.outs * self.out_plane(),
+            "output too short"
+        );
+        assert!(weight.len() >= self.outs.div_ceil(L) * self.block_len());
+        kernels::convolve(self, src, weight, bias, out);
+    }
+
+    /// Adds one image's weight gradient (blocked like the weight) to `dw`, from its blocked
+    /// source and its blocked output gradient `dy` laid out in `grads`.
+    fn add_weight_gradient(&self, src: &[f32], (dy, grads): (&[f32], Frame), dw: &mut [f32]) {
+        assert!(src.len() >= self.src.image(), "source too short");
+        assert!(dy.len() >= grads.image(), "gradient too short");
+        assert!(dw.len() >= self.outs.div_ceil(L) * self.block_len());
+        kernels::add_weight_gradient(self, src, (dy, grads), dw);
+    }
+}
+
+/// The forward pass `[batch, cout, oh, ow]` of `conv`, which [`usable`] accepted for `isa`.
+pub(super) fn forward(
+    isa: Isa,
+    (conv, s): (&Conv, &Sizes),
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let src = Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding);
+    let weight = blocked_weight(weight, [s.cout, s.cin, s.kh, s.kw], false);
+    let plan = Plan {
+        isa,
+        src: src.frame,
+        outs: s.cout,
+        kernel: [s.kh, s.kw],
+        stride: conv.stride,
+        dilation: conv.dilation,
+        out_size: [s.oh, s.ow],
+    };
+    planes(s.batch * s.cout * s.n(), s.cout * s.n(), |i, out| {
+        plan.convolve(src.image(i), &weight, bias, out)
+    })
+}
+
+/// The blocked operands of a convolution's backward pass, prepared once for every image.
+pub(super) struct Backward {
+    plan: Plan,
+    dims: [usize; 4],
+    grads: Blocked,
+    src: Option<Blocked>,
+    input: Option<(Plan, Vec<f32>)>,
+}
+
+impl Backward {
+    /// Prepares the weight gradient if `weight`, and the input gradient if `input` and the
+    /// convolution has stride 1 and no more padding than its kernel spans (otherwise
+    /// [`Backward::input_gradient`] is false and the caller computes it).
+    pub(super) fn new(
+        isa: Isa,
+        (conv, s): (&Conv, &Sizes),
+        [input, weight]: [bool; 2],
+        (dy, x, w): (&[f32], &[f32], &[f32]),
+    ) -> Self {
+        let span = [conv.dilation * (s.kh - 1), conv.dilation * (s.kw - 1)];
+        let [top, bottom, left, right] = conv.padding;
+        let direct_input = input
+            && conv.stride == [1, 1]
+            && top.max(bottom) <= span[0]
+            && left.max(right) <= span[1];
+        let pad = if direct_input {
+            [
+                span[0] - top,
+                span[0] - bottom,
+                span[1] - left,
+                span[1] - right,
+            ]
+        } else {
+            [0; 4]
+        };
+        let dims = [s.cout, s.cin, s.kh, s.kw];
+        let grads = Blocked::of(dy, [s.batch, s.cout, s.oh, s.ow], pad);
+        let src = weight.then(|| Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding));
+        let plan = Plan {
+            isa,
+            src: src.as_ref().map_or(grads.frame, |b| b.frame),
+            outs: s.cout,
+            kernel: [s.kh, s.kw],
+            stride: conv.stride,
+            dilation: conv.dilation,
+            out_size: [s.oh, s.ow],
+        };
+        let input = direct_input.then(|| {
+            let plan = Plan {
+                src: grads.frame,
+                outs: s.cin,
+                stride: [1, 1],
+                out_size: [s.h, s.w],
+                ..plan
+            };
+            (plan, blocked_weight(w, dims, true))
+        });
+        Backward {
+            plan,
+            dims,
+            grads,
+            src,
+            input,
+        }
+    }
+
+    /// Whether [`Backward::write_input_gradient`] computes the input gradient.
+    pub(super) fn input_gradient(&self) -> bool {
+        self.input.is_some()
+    }
+
+    /// Writes image `i`'s input gradient `[cin, h, w]` into `dx`.
+    pub(super) fn write_input_gradient(&self, i: usize, dx: &mut [f32]) {
+        if let Some((plan, flipped)) = &self.input {
+            plan.convolve(self.grads.image(i), flipped, None, dx);
+        }
+    }
+
+    /// A zeroed buffer for [`Backward::add_weight_gradient`].
+    pub(super) fn weight_gradient_buffer(&self) -> Vec<f32> {
+        vec![0.0; self.plan.outs.div_ceil(L) * self.plan.block_len()]
+    }
+
+    /// Adds image `i`'s weight gradient to `blocked` (from [`Backward::weight_gradient_buffer`]).
+    pub(super) fn add_weight_gradient(&self, i: usize, blocked: &mut [f32]) {
+        if let Some(src) = &self.src {
+            let dy = (self.grads.image(i), self.grads.frame);
+            self.plan.add_weight_gradient(src.image(i), dy, blocked);
+        }
+    }
+
+    /// Writes a blocked weight gradient into `dw[out, in, kh, kw]`.
+    pub(super) fn unblock_weight_gradient(&self, blocked: &[f32], dw: &mut [f32]) {
+        let [cout, cin, kh, kw] = self.dims;
+        for (i, d) in dw.iter_mut().enumerate().take(cout * cin * kh * kw) {
+            let at = [
+                i / (cin * kh * kw),
+                i / (kh * kw) % cin,
+                i / kw % kh,
+                i % kw,
+            ];
+            *d = blocked[blocked_index(at, self.plan.src.blocks, [kh, kw])];
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The register kernels of the direct convolution, on 16-lane vectors: one AVX-512 register
+//! or two AVX2 registers, through the small [`Lanes`] trait so each kernel is written once.
+//!
+//! Each kernel is an `#[inline(always)]` generic function instantiated inside a
+//! `#[target_feature]` wrapper, chosen at run time by [`Isa::detect`]; the intrinsics inline
+//! into the wrapper and the accumulators stay in registers.
+
+use super::{Frame, Plan, L};
+
+/// The vector instructions the kernels are compiled for (none off x86-64, where the caller
+/// keeps its im2col path).
+#[derive(Debug, Clone, Copy)]
+pub(in crate::ops::cpu::conv) enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Isa {
+    /// The widest instructions this CPU has, if the kernels support any of them.
+    pub(super) fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !is_x86_feature_detected!("fma") {
+                return None;
+            }
+            if is_x86_feature_detected!("avx512f") {
+                return Some(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") {
+                return Some(Isa::Avx2);
+            }
+        }
+        None
+    }
+}
+
+/// [`Plan::convolve`] (arguments checked there).
+pub(super) fn convolve(p: &Plan, src: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    // SAFETY: the instructions were detected at run time (`Isa::detect`).
+    unsafe {
+        match p.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::convolve_avx512(p, src, w, bias, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::convolve_avx2(p, src, w, bias, out),
+        }
+    }
+}
+
+/// [`Plan::add_weight_gradient`] (arguments checked there).
+pub(super) fn add_weight_gradient(p: &Plan, src: &[f32], dy: (&[f32], Frame), dw: &mut [f32]) {
+    // SAFETY: as in `convolve`.
+    unsafe {
+        match p.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::weight_gradient_avx512(p, src, dy, dw),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::weight_gradient_avx2(p, src, dy, dw),
+        }
+    }
+}
+
+/// 16 f32 lanes held in registers.
+///
+/// # Safety
+/// Every method needs the instructions of its implementation, and pointers valid for 16 f32.
+trait Lanes: Copy {
+    unsafe fn load(p: *const f32) -> Self;
+    unsafe fn store(self, p: *mut f32);
+    /// `self + x * w` in every lane, fused.
+    unsafe fn add_product(self, x: f32, w: Self) -> Self;
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{outer_products_of, tiles, Frame, Lanes, Plan};
+
+    /// One AVX-512 register.
+    #[derive(Clone, Copy)]
+    struct Zmm(__m512);
+
+    impl Lanes for Zmm {
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Zmm(_mm512_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn add_product(self, x: f32, w: Self) -> Self {
+            unsafe { Zmm(_mm512_fmadd_ps(_mm512_set1_ps(x), w.0, self.0)) }
+        }
+    }
+
+    /// Two AVX2 registers.
+    #[derive(Clone, Copy)]
+    struct Ymm2(__m256, __m256);
+
+    impl Lanes for Ymm2 {
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Ymm2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe {
+                _mm256_storeu_ps(p, self.0);
+                _mm256_storeu_ps(p.add(8), self.1);
+            }
+        }
+        #[inline(always)]
+        unsafe fn add_product(self, x: f32, w: Self) -> Self {
+            unsafe {
+                let x = _mm256_set1_ps(x);
+                Ymm2(
+                    _mm256_fmadd_ps(x, w.0, self.0),
+                    _mm256_fmadd_ps(x, w.1, self.1),
+                )
+            }
+        }
+    }
+
+    // Register budgets (accumulators): AVX-512 has 32 registers, 16 accumulators per
+    // convolution tile (2 blocks x 8 pixels or 1 x 16) and 16 input channels per
+    // weight-gradient pass; AVX2 has 16, 8 accumulators (2 x 2 or 1 x 4) and 4 channels.
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn convolve_avx512(
+        p: &Plan,
+        src: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        unsafe { tiles::<Zmm, 8, 16>(p, src, w, bias, out) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn convolve_avx2(
+        p: &Plan,
+        src: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        unsafe { tiles::<Ymm2, 2, 4>(p, src, w, bias, out) }
+    }
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn weight_gradient_avx512(
+        p: &Plan,
+        src: &[f32],
+        dy: (&[f32], Frame),
+        dw: &mut [f32],
+    ) {
+        unsafe { outer_products_of::<Zmm, 16>(p, src, dy, dw) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weight_gradient_avx2(
+        p: &Plan,
+        src: &[f32],
+        dy: (&[f32], Frame),
+        dw: &mut [f32],
+    ) {
+        unsafe { outer_products_of::<Ymm2, 4>(p, src, dy, dw) }
+    }
+}
+
+/// [`Plan::convolve`]: pairs of output blocks in tiles of `P` pixels, a last odd block in tiles
+/// of `S` pixels, summed in a blocked scratch `[blocks, oh, ow, 16]` one input block at a time
+/// (so the weights in use, `B x kh x kw x 16 x 16`, stay in the L1 cache), then written out
+/// as NCHW.
+///
+/// # Safety
+/// `V`'s instructions are available; the slices are as long as [`Plan::convolve`] checks.
+#[inline(always)]
+unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
+    p: &Plan,
+    src: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let blocks = p.outs.div_ceil(L);
+    let plane = p.out_size[0] * p.out_size[1];
+    let mut sums = vec![0.0f32; blocks * plane * L];
+    if let Some(b) = bias {
+        for (o, &b) in b.iter().enumerate().take(p.outs) {
+            let block = &mut sums[o / L * plane * L..][..plane * L];
+            block.iter_mut().skip(o % L).step_by(L).for_each(|s| *s = b);
+        }
+    }
+    let pairs = blocks / 2 * 2;
+    for (cb, src) in src.chunks_exact(p.src.plane()).enumerate() {
+        // SAFETY: forwarded.
+        unsafe {
+            for block in (0..pairs).step_by(2) {
+                match p.stride[1] {
+                    1 => rows::<V, 2, P, 1>(p, (src, cb), w, block, &mut sums),
+                    2 => rows::<V, 2, P, 2>(p, (src, cb), w, block, &mut sums),
+                    _ => rows::<V, 2, P, 0>(p, (src, cb), w, block, &mut sums),
+                }
+            }
+            if pairs < blocks {
+                match p.stride[1] {
+                    1 => rows::<V, 1, S, 1>(p, (src, cb), w, pairs, &mut sums),
+                    2 => rows::<V, 1, S, 2>(p, (src, cb), w, pairs, &mut sums),
+                    _ => rows::<V, 1, S, 0>(p, (src, cb), w, pairs, &mut sums),
+                }
+            }
+        }
+    }
+    for (o, out) in out.chunks_exact_mut(plane).enumerate().take(p.outs) {
+        let block = &sums[o / L * plane * L..][..plane * L];
+        for (d, &v) in out.iter_mut().zip(block.iter().skip(o % L).step_by(L)) {
+            *d = v;
+        }
+    }
+}
+
+/// Adds input block `cb`'s share to every output row of blocks `first..first + B` of `sums`,
+/// in tiles of `T` pixels, then 4, then 1; `SX` is the horizontal stride if known when
+/// compiling (pixel offsets become constants), else 0.
+///
+/// # Safety
+/// As [`tiles`].
+#[inline(always)]
+unsafe fn rows<V: Lanes, const B: usize, const T: usize, const SX: usize>(
+    p: &Plan,
+    (src, cb): (&[f32], usize),
+    w: &[f32],
+    first: usize,
+    sums: &mut [f32],
+) {
+    let [oh, ow] = p.out_size;
+    let tap_len = p.kernel[0] * p.kernel[1] * L * L;
+    let taps: [&[f32]; B] =
+        std::array::from_fn(|b| &w[(first + b) * p.block_len() + cb * tap_len..][..tap_len]);
+    let sums = &mut sums[first * oh * ow * L..][..B * oh * ow * L];
+    for oy in 0..oh {
+        let mut ox = 0;
+        // SAFETY: forwarded.
+        unsafe {
+            while ox + T <= ow {
+                tile::<V, B, T, SX>(p, src, taps, (oy, ox), sums);
+                ox += T;
+            }
+            while T > 4 && ox + 4 <= ow {
+                tile::<V, B, 4, SX>(p, src, taps, (oy, ox), sums);
+                ox += 4;
+            }
+            while ox < ow {
+                tile::<V, B, 1, SX>(p, src, taps, (oy, ox), sums);
+                ox += 1;
+            }
+        }
+    }
+}
+
+/// Adds one input block's share to output pixels `(oy, ox..ox + T)` of `B` blocks of 16
+/// output channels: `B x T` vectors of accumulators; per input channel and tap, `B` weight
+/// vectors loaded and `T` pixels broadcast.
+///
+/// # Safety
+/// `V`'s instructions are available.
+#[inline(always)]
+unsafe fn tile<V: Lanes, const B: usize, const T: usize, const SX: usize>(
+    p: &Plan,
+    plane: &[f32],
+    taps: [&[f32]; B],
+    (oy, ox): (usize, usize),
+    sums: &mut [f32],
+) {
+    let [kh, kw] = p.kernel;
+    let step = if SX > 0 { SX } else { p.stride[1] } * L;
+    let row_len = p.src.width * L;
+    let out_plane = p.out_size[0] * p.out_size[1] * L;
+    let at = (oy * p.out_size[1] + ox) * L;
+    // SAFETY: every pointer below points into a slice cut (with bounds checks) to hold what
+    // the loop touches: T vectors of sums per block, 16 weights per channel of a tap, and
+    // pixel t's 16 channels at t * step.
+    unsafe {
+        let outs: [*mut f32; B] =
+            std::array::from_fn(|b| sums[b * out_plane + at..][..T * L].as_mut_ptr());
+        let mut acc: [[V; B]; T] = std::array::from_fn(|t| outs.map(|out| V::load(out.add(t * L))));
+        for ki in 0..kh {
+            let row = &plane[(oy * p.stride[0] + ki * p.dilation) * row_len..][..row_len];
+            for kj in 0..kw {
+                let first = (ox * step / L + kj * p.dilation) * L;
+                let pixels = row[first..first + (T - 1) * step + L].as_ptr();
+                let weights: [*const f32; B] =
+                    std::array::from_fn(|b| taps[b][(ki * kw + kj) * L * L..][..L * L].as_ptr());
+                for c in 0..L {
+                    let wv: [V; B] = std::array::from_fn(|b| V::load(weights[b].add(c * L)));
+                    for (t, acc) in acc.iter_mut().enumerate() {
+                        let x = *pixels.add(t * step + c);
+                        for (acc, &w) in acc.iter_mut().zip(&wv) {
+                            *acc = acc.add_product(x, w);
+                        }
+                    }
+                }
+            }
+        }
+        for (t, acc) in acc.iter().enumerate() {
+            for (acc, out) in acc.iter().zip(outs) {
+                acc.store(out.add(t * L));
+            }
+        }
+    }
+}
+
+/// [`Plan::add_weight_gradient`], `I` input channels of a 16 x 16 block of one tap in
+/// registers at a time.
+///
+/// # Safety
+/// `V`'s instructions are available; the slices are as long as the plan checks.
+#[inline(always)]
+unsafe fn outer_products_of<V: Lanes, const I: usize>(
+    p: &Plan,
+    src: &[f32],
+    (dy, grads): (&[f32], Frame),
+    dw: &mut [f32],
+) {
+    let taps = p.kernel[0] * p.kernel[1];
+    for (dy, dw) in dy
+        .chunks_exact(grads.plane())
+        .zip(dw.chunks_exact_mut(p.block_len()))
+    {
+        for (plane, dw) in src
+            .chunks_exact(p.src.plane())
+            .zip(dw.chunks_exact_mut(taps * L * L))
+        {
+            for (tap, dw) in dw.chunks_exact_mut(L * L).enumerate() {
+                let at = [tap / p.kernel[1], tap % p.kernel[1]];
+                for (chunk, dw) in dw.chunks_exact_mut(I * L).enumerate() {
+                    // SAFETY: forwarded.
+                    unsafe { outer_products::<V, I>(p, (plane, chunk * I), (dy, grads), at, dw) };
+                }
+            }
+        }
+    }
+}
+
+/// Adds `x[c0 + i] * dy[..16]` over every output pixel to `dw[i * 16..][..16]`, for one tap.
+///
+/// # Safety
+/// `V`'s instructions are available.
+#[inline(always)]
+unsafe fn outer_products<V: Lanes, const I: usize>(
+    p: &Plan,
+    (plane, c0): (&[f32], usize),
+    (dy, grads): (&[f32], Frame),
+    [ki, kj]: [usize; 2],
+    dw: &mut [f32],
+) {
+    let [oh, ow] = p.out_size;
+    let row_len = p.src.width * L;
+    let dw = &mut dw[..I * L];
+    // SAFETY: `dw` holds I vectors; each row slice below is cut (with bounds checks) to end at
+    // the last pixel the loop reads: the gradient's ow vectors, the input's channels
+    // c0..c0 + I of pixel (ow - 1) * stride + kj * dilation.
+    unsafe {
+        let mut acc: [V; I] = std::array::from_fn(|i| V::load(dw.as_ptr().add(i * L)));
+        for oy in 0..oh {
+            let row = &plane[(oy * p.stride[0] + ki * p.dilation) * row_len..];
+            let row = row[..((ow - 1) * p.stride[1] + kj * p.dilation) * L + c0 + I].as_ptr();
+            let g = dy[((oy + grads.top) * grads.width + grads.left) * L..][..ow * L].as_ptr();
+            for ox in 0..ow {
+                let gv = V::load(g.add(ox * L));
+                let xs = row.add((ox * p.stride[1] + kj * p.dilation) * L + c0);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    *acc = acc.add_product(*xs.add(i), gv);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            acc.store(dw.as_mut_ptr().add(i * L));
+        }
+    }
+}
