@@ -167,6 +167,30 @@ fn blocked_convolutions_match_candle() {
     }
 }
 
+/// The same cases on the other paths, in child processes of this test binary with
+/// `TRAINER_CONV` set (read once per process): the AVX2 kernels (on AVX-512 machines too) and
+/// im2col.
+#[test]
+fn every_convolution_path_matches_candle() {
+    if std::env::var_os("TRAINER_CONV").is_some() {
+        return;
+    }
+    let this = std::env::current_exe().expect("the test binary");
+    for path in ["avx2", "im2col"] {
+        let output = std::process::Command::new(&this)
+            .args(["--exact", "blocked_convolutions_match_candle"])
+            .env("TRAINER_CONV", path)
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "TRAINER_CONV={path}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 #[test]
 fn a_convolution_of_data_computes_no_input_gradient() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);

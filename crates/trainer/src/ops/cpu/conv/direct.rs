@@ -34,16 +34,7 @@ pub(super) fn usable(conv: &Conv, s: &Sizes) -> Option<Isa> {
     if conv.groups != 1 || wasteful || s.h == 0 || s.w == 0 {
         return None;
     }
-    if im2col_forced() {
-        return None;
-    }
-    Isa::detect()
-}
-
-/// Whether `TRAINER_CONV=im2col` turns the direct kernels off (to compare the two paths).
-fn im2col_forced() -> bool {
-    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var("TRAINER_CONV").is_ok_and(|v| v == "im2col"))
+    Isa::chosen()
 }
 
 /// Where blocked images lie: `blocks` planes of `height x width` pixels of 16 lanes each, the
@@ -166,6 +157,16 @@ impl Plan {
             "output too short"
         );
         assert!(weight.len() >= self.outs.div_ceil(L) * self.block_len());
+        let last =
+            |out: usize, stride: usize, k: usize| (out - 1) * stride + (k - 1) * self.dilation;
+        let [oh, ow] = self.out_size;
+        assert!(
+            oh > 0
+                && ow > 0
+                && last(oh, self.stride[0], self.kernel[0]) < self.src.height
+                && last(ow, self.stride[1], self.kernel[1]) < self.src.width,
+            "the frame does not hold the kernel's span"
+        );
         kernels::convolve(self, src, weight, bias, out);
     }
 

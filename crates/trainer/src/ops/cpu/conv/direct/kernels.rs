@@ -18,8 +18,24 @@ pub(in crate::ops::cpu::conv) enum Isa {
 }
 
 impl Isa {
+    /// The kernels to run: the widest this CPU supports, unless the environment variable
+    /// `TRAINER_CONV` says `im2col` (no direct kernels) or `avx2` (the AVX2 kernels on an
+    /// AVX-512 CPU), to compare the paths and test them all on one machine.
+    pub(super) fn chosen() -> Option<Isa> {
+        static CHOSEN: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let detected = Isa::detect();
+            match std::env::var("TRAINER_CONV").as_deref() {
+                Ok("im2col") => None,
+                #[cfg(target_arch = "x86_64")]
+                Ok("avx2") => detected.map(|_| Isa::Avx2),
+                _ => detected,
+            }
+        })
+    }
+
     /// The widest instructions this CPU has, if the kernels support any of them.
-    pub(super) fn detect() -> Option<Isa> {
+    fn detect() -> Option<Isa> {
         #[cfg(target_arch = "x86_64")]
         {
             if !is_x86_feature_detected!("fma") {
@@ -244,20 +260,27 @@ unsafe fn rows<V: Lanes, const B: usize, const T: usize, const SX: usize>(
     let taps: [&[f32]; B] =
         std::array::from_fn(|b| &w[(first + b) * p.block_len() + cb * tap_len..][..tap_len]);
     let sums = &mut sums[first * oh * ow * L..][..B * oh * ow * L];
+    // Where each tap reads, from the tile's first pixel (in bounds: `Plan::convolve` checked
+    // that the frame holds the last pixel of the last tap).
+    let (width, d) = (p.src.width, p.dilation);
+    let offsets: Vec<usize> = (0..p.kernel[0] * p.kernel[1])
+        .map(|tap| (tap / p.kernel[1] * d * width + tap % p.kernel[1] * d) * L)
+        .collect();
     for oy in 0..oh {
+        let row = &src[oy * p.stride[0] * width * L..];
         let mut ox = 0;
         // SAFETY: forwarded.
         unsafe {
             while ox + T <= ow {
-                tile::<V, B, T, SX>(p, src, taps, (oy, ox), sums);
+                tile::<V, B, T, SX>(p, (row, &offsets), taps, (oy, ox), sums);
                 ox += T;
             }
             while T > 4 && ox + 4 <= ow {
-                tile::<V, B, 4, SX>(p, src, taps, (oy, ox), sums);
+                tile::<V, B, 4, SX>(p, (row, &offsets), taps, (oy, ox), sums);
                 ox += 4;
             }
             while ox < ow {
-                tile::<V, B, 1, SX>(p, src, taps, (oy, ox), sums);
+                tile::<V, B, 1, SX>(p, (row, &offsets), taps, (oy, ox), sums);
                 ox += 1;
             }
         }
@@ -266,44 +289,40 @@ unsafe fn rows<V: Lanes, const B: usize, const T: usize, const SX: usize>(
 
 /// Adds one input block's share to output pixels `(oy, ox..ox + T)` of `B` blocks of 16
 /// output channels: `B x T` vectors of accumulators; per input channel and tap, `B` weight
-/// vectors loaded and `T` pixels broadcast.
+/// vectors loaded and `T` pixels broadcast. `row` starts at the first input row the output
+/// row reads, `offsets` are the taps' distances from a pixel.
 ///
 /// # Safety
-/// `V`'s instructions are available.
+/// `V`'s instructions are available, and `row` holds every pixel the taps read (the frame's
+/// padding covers the kernel's span, as [`Plan::convolve`] checks).
 #[inline(always)]
 unsafe fn tile<V: Lanes, const B: usize, const T: usize, const SX: usize>(
     p: &Plan,
-    plane: &[f32],
+    (row, offsets): (&[f32], &[usize]),
     taps: [&[f32]; B],
     (oy, ox): (usize, usize),
     sums: &mut [f32],
 ) {
-    let [kh, kw] = p.kernel;
     let step = if SX > 0 { SX } else { p.stride[1] } * L;
-    let row_len = p.src.width * L;
     let out_plane = p.out_size[0] * p.out_size[1] * L;
     let at = (oy * p.out_size[1] + ox) * L;
-    // SAFETY: every pointer below points into a slice cut (with bounds checks) to hold what
-    // the loop touches: T vectors of sums per block, 16 weights per channel of a tap, and
-    // pixel t's 16 channels at t * step.
+    // SAFETY: the sums and weights are slices cut (with bounds checks) to hold T vectors per
+    // block and 16 x 16 weights per tap; the pixels are in bounds by the caller's contract.
     unsafe {
         let outs: [*mut f32; B] =
             std::array::from_fn(|b| sums[b * out_plane + at..][..T * L].as_mut_ptr());
         let mut acc: [[V; B]; T] = std::array::from_fn(|t| outs.map(|out| V::load(out.add(t * L))));
-        for ki in 0..kh {
-            let row = &plane[(oy * p.stride[0] + ki * p.dilation) * row_len..][..row_len];
-            for kj in 0..kw {
-                let first = (ox * step / L + kj * p.dilation) * L;
-                let pixels = row[first..first + (T - 1) * step + L].as_ptr();
-                let weights: [*const f32; B] =
-                    std::array::from_fn(|b| taps[b][(ki * kw + kj) * L * L..][..L * L].as_ptr());
-                for c in 0..L {
-                    let wv: [V; B] = std::array::from_fn(|b| V::load(weights[b].add(c * L)));
-                    for (t, acc) in acc.iter_mut().enumerate() {
-                        let x = *pixels.add(t * step + c);
-                        for (acc, &w) in acc.iter_mut().zip(&wv) {
-                            *acc = acc.add_product(x, w);
-                        }
+        let first = row.as_ptr().add(ox * step);
+        let taps = taps.map(|t| t[..offsets.len() * L * L].as_ptr());
+        for (tap, &offset) in offsets.iter().enumerate() {
+            let pixels = first.add(offset);
+            let weights = taps.map(|t| t.add(tap * L * L));
+            for c in 0..L {
+                let wv: [V; B] = weights.map(|w| V::load(w.add(c * L)));
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    let x = *pixels.add(t * step + c);
+                    for (acc, &w) in acc.iter_mut().zip(&wv) {
+                        *acc = acc.add_product(x, w);
                     }
                 }
             }
