@@ -157,7 +157,7 @@ fn add_value(grads: &mut [Option<Tensor>], id: ValueId, g: Tensor) -> Result<()>
         return Ok(());
     }
     grads[id] = Some(match grads[id].take() {
-        Some(existing) => (existing + g)?,
+        Some(existing) => cpu::add_traced(&existing, &g)?,
         None => g,
     });
     Ok(())
@@ -166,7 +166,7 @@ fn add_value(grads: &mut [Option<Tensor>], id: ValueId, g: Tensor) -> Result<()>
 /// Adds `g` to the gradient of parameter `var`.
 fn add_param(params: &mut GradStore, var: &Var, g: Tensor) -> Result<()> {
     let total = match params.remove(var.as_tensor()) {
-        Some(existing) => (existing + g)?,
+        Some(existing) => cpu::add_traced(&existing, &g)?,
         None => g,
     };
     params.insert(var.as_tensor(), total);
@@ -367,6 +367,13 @@ fn join_traced(
         ),
         _ => Backward::Sum(ids),
     };
-    let y = join(j, outs.into_iter().map(|(t, _)| t).collect())?;
+    let y = match j {
+        Join::Concat => join(j, outs.into_iter().map(|(t, _)| t).collect())?,
+        _ => {
+            let (first, rest) = outs.split_first().expect("two or more branches");
+            rest.iter()
+                .try_fold(first.0.clone(), |sum, (t, _)| cpu::add_traced(&sum, t))?
+        }
+    };
     Ok((y, tape.push(backward)))
 }

@@ -1,4 +1,5 @@
-//! The rectifiers (ReLU, ReLU6, LeakyReLU) as elementwise passes, in parallel over chunks.
+//! The rectifiers (ReLU, ReLU6, LeakyReLU) and the sum of two tensors as elementwise passes, in
+//! parallel over chunks.
 //!
 //! Values and gradients follow PyTorch exactly, also where candle's composed ops differ: the
 //! gradient at a kink takes the flat side (ReLU and ReLU6 pass nothing at 0, ReLU6 nothing at 6,
@@ -8,9 +9,10 @@
 
 use arch_space::lang::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::{bwd_through_gradients, data, expect_gradient, unary_gradients, Gradients, Traced};
+use super::{
+    bwd_through_gradients, data, expect_gradient, planes, unary_gradients, Gradients, Traced,
+};
 
 /// Expands `$body` once per rectifier kind, with `$r` bound to that kind, so each expansion
 /// inlines [`Rectifier::value`] and [`Rectifier::gradient`] into straight-line arithmetic (and
@@ -120,13 +122,50 @@ impl Rectifier {
     }
 }
 
-/// `f(a[i], b[i])` for every element, in parallel.
+/// `f(a[i], b[i])` for every element, in parallel chunks (whose loops vectorize).
 fn map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
-    a.par_iter()
-        .zip(b)
-        .with_min_len(1 << 14)
-        .map(|(&u, &v)| f(u, v))
-        .collect()
+    const CHUNK: usize = 1 << 14;
+    planes(a.len().min(b.len()), CHUNK, |i, out| {
+        let (a, b) = (&a[i * CHUNK..], &b[i * CHUNK..]);
+        for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
+            *o = f(u, v);
+        }
+    })
+}
+
+/// `a + b` for tensors of one shape, outside candle's graph, in one parallel pass (the joins
+/// of a traced network and the sums of its gradients; candle's `+` runs on its own thread
+/// pool beside rayon's). Other dtypes, devices or shapes go through candle's `+`.
+pub fn add_traced(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let native = a.device().is_cpu()
+        && a.dtype() == candle_core::DType::F32
+        && b.dtype() == candle_core::DType::F32
+        && a.shape() == b.shape();
+    if !native {
+        return a + b;
+    }
+    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &Add)
+}
+
+/// The elementwise sum of two f32 tensors of one shape.
+struct Add;
+
+impl CustomOp2 for Add {
+    fn name(&self) -> &'static str {
+        "native-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        a: &CpuStorage,
+        al: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        expect_gradient(self.name(), bl, al.shape())?;
+        let y = map(data(a, al)?, data(b, bl)?, |u, v| u + v);
+        Ok((CpuStorage::F32(y), al.shape().clone()))
+    }
 }
 
 /// A rectifier on the CPU, on a tensor of any shape.

@@ -32,7 +32,7 @@ mod conv;
 mod norm;
 mod pool;
 
-pub use activation::{rectify, rectify_traced, Rectifier};
+pub use activation::{add_traced, rectify, rectify_traced, Rectifier};
 pub use conv::{conv2d, conv2d_traced};
 pub use norm::{batch_norm_eval, batch_norm_train, batch_norm_train_traced};
 pub use pool::{avg_pool2d, max_pool2d, pool2d_traced};

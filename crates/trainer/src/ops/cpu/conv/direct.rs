@@ -14,8 +14,9 @@
 //!
 //! The kernels are plain loops over fixed-size arrays, compiled twice under `target_feature`
 //! (the compiler turns each 16-lane loop into one or two vector FMAs) and chosen at run time.
-//! Other CPUs, grouped convolutions and channel counts that would waste more than half the
-//! arithmetic on zero lanes take the im2col path.
+//! Other CPUs, grouped convolutions, pointwise ones (1x1, stride 1, unpadded: a gemm on the
+//! data as it is) and channel counts that would waste more than half the arithmetic on zero
+//! lanes take the im2col path.
 
 use super::super::planes;
 use super::{Conv, Sizes};
@@ -31,7 +32,8 @@ const L: usize = 16;
 pub(super) fn usable(conv: &Conv, s: &Sizes) -> Option<Isa> {
     let padded = |c: usize| c.div_ceil(L) * L;
     let wasteful = padded(s.cin) * padded(s.cout) > 2 * s.cin * s.cout;
-    if conv.groups != 1 || wasteful || s.h == 0 || s.w == 0 {
+    // A pointwise convolution is one gemm on the NCHW data as it is, with no im2col to save.
+    if conv.groups != 1 || conv.pointwise(s) || wasteful || s.h == 0 || s.w == 0 {
         return None;
     }
     Isa::chosen()
@@ -103,19 +105,22 @@ fn blocked_index([o, c, ki, kj]: [usize; 4], in_blocks: usize, [kh, kw]: [usize;
     tap * L * L + c % L * L + o % L
 }
 
+/// The indices `[o, c, ki, kj]` of a weight of shape `dims`, in memory order.
+fn positions(dims: [usize; 4]) -> impl Iterator<Item = [usize; 4]> {
+    let [cout, cin, kh, kw] = dims;
+    (0..cout).flat_map(move |o| {
+        (0..cin)
+            .flat_map(move |c| (0..kh).flat_map(move |ki| (0..kw).map(move |kj| [o, c, ki, kj])))
+    })
+}
+
 /// A weight `[out, in, kh, kw]` as `[out/16, in/16, kh, kw, 16 in, 16 out]`; `flipped`: the
 /// weight of the transposed convolution (in and out swapped, kernel turned 180 degrees).
 fn blocked_weight(w: &[f32], [cout, cin, kh, kw]: [usize; 4], flipped: bool) -> Vec<f32> {
     let (outs, ins) = if flipped { (cin, cout) } else { (cout, cin) };
     let in_blocks = ins.div_ceil(L);
     let mut out = vec![0.0f32; outs.div_ceil(L) * in_blocks * kh * kw * L * L];
-    for (i, &v) in w.iter().enumerate().take(cout * cin * kh * kw) {
-        let (o, c, ki, kj) = (
-            i / (cin * kh * kw),
-            i / (kh * kw) % cin,
-            i / kw % kh,
-            i % kw,
-        );
+    for ([o, c, ki, kj], &v) in positions([cout, cin, kh, kw]).zip(w) {
         let at = if flipped {
             [c, o, kh - 1 - ki, kw - 1 - kj]
         } else {
@@ -297,15 +302,9 @@ impl Backward {
 
     /// Writes a blocked weight gradient into `dw[out, in, kh, kw]`.
     pub(super) fn unblock_weight_gradient(&self, blocked: &[f32], dw: &mut [f32]) {
-        let [cout, cin, kh, kw] = self.dims;
-        for (i, d) in dw.iter_mut().enumerate().take(cout * cin * kh * kw) {
-            let at = [
-                i / (cin * kh * kw),
-                i / (kh * kw) % cin,
-                i / kw % kh,
-                i % kw,
-            ];
-            *d = blocked[blocked_index(at, self.plan.src.blocks, [kh, kw])];
+        let kernel = [self.dims[2], self.dims[3]];
+        for (at, d) in positions(self.dims).zip(dw) {
+            *d = blocked[blocked_index(at, self.plan.src.blocks, kernel)];
         }
     }
 }
