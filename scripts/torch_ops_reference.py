@@ -30,6 +30,12 @@ TEXTS = [
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2), nn.Softmax(dim=-1))""",
     """nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8, momentum=0.3), nn.ReLU(),
         nn.AvgPool2d(3, stride=1, padding=1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(48, 4))""",
+    # 16 channels and more: the trainer's blocked direct kernels (whole and partial blocks,
+    # stride 2, a dilated 3x1 kernel padded on one axis).
+    """nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 20, 3, padding=1, bias=False),
+        nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 16, (3, 1), padding=(2, 0), dilation=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, 3))""",
 ]
 
 
