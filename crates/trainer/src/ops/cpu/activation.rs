@@ -11,7 +11,7 @@ use arch_space::lang::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::{
-    bwd_through_gradients, data, expect_gradient, planes, unary_gradients, Gradients, Traced,
+    bwd_through_gradients, data, expect_gradient, planes_of, unary_gradients, Gradients, Traced,
 };
 
 /// Expands `$body` once per rectifier kind, with `$r` bound to that kind, so each expansion
@@ -125,11 +125,9 @@ impl Rectifier {
 /// `f(a[i], b[i])` for every element, in parallel chunks (whose loops vectorize).
 fn map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
     const CHUNK: usize = 1 << 14;
-    planes(a.len().min(b.len()), CHUNK, |i, out| {
+    planes_of(a.len().min(b.len()), CHUNK, |i| {
         let (a, b) = (&a[i * CHUNK..], &b[i * CHUNK..]);
-        for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
-            *o = f(u, v);
-        }
+        a.iter().zip(b).map(|(&u, &v)| f(u, v))
     })
 }
 

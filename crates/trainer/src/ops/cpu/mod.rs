@@ -209,6 +209,34 @@ fn planes(len: usize, hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) ->
     data
 }
 
+/// Like [`planes`] without the zeroing, for planes computed element by element in order:
+/// `values(p)` yields plane `p`'s elements.
+///
+/// # Panics
+/// If `values(p)` ends before plane `p` is full.
+fn planes_of<I: Iterator<Item = f32>>(
+    len: usize,
+    hw: usize,
+    values: impl Fn(usize) -> I + Sync + Send,
+) -> Vec<f32> {
+    let mut data = Vec::with_capacity(len);
+    data.spare_capacity_mut()[..len]
+        .par_chunks_mut(hw.max(1))
+        .enumerate()
+        .for_each(|(p, plane)| {
+            let written = plane
+                .iter_mut()
+                .zip(values(p))
+                .map(|(slot, v)| slot.write(v))
+                .count();
+            assert_eq!(written, plane.len(), "plane {p} was not filled");
+        });
+    // SAFETY: the planes cover `0..len` and each was written in full (checked above; a
+    // panic leaves `data` empty).
+    unsafe { data.set_len(len) };
+    data
+}
+
 /// Fills `out`, planes of `hw` elements, in parallel: `f(p, plane)` writes plane `p`.
 fn for_planes(out: &mut [f32], hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     out.par_chunks_mut(hw.max(1))

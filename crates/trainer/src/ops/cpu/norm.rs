@@ -14,8 +14,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 
 use super::{
     activation::{per_kind, Rectifier},
-    bwd_through_gradients, channel_planes, data, expect_gradient, for_planes, per_channel, planes,
-    sum_f64, unpack, Gradients, Traced,
+    bwd_through_gradients, channel_planes, data, expect_gradient, for_planes, per_channel,
+    planes_of, sum_f64, unpack, Gradients, Traced,
 };
 
 /// Batch normalization with batch statistics (training) on the CPU; returns the output and the
@@ -98,16 +98,21 @@ fn affine(
     (center, scale, shift): (&[f32], &[f32], &[f32]),
     then: Option<Rectifier>,
 ) -> Vec<f32> {
-    planes(x.len(), hw, |p, out| {
+    // Plane `p`'s input and its channel's coefficients.
+    let plane = |p: usize| {
         let c = p % channels;
-        let (m, s, b) = (center[c], scale[c], shift[c]);
-        let planes = out.iter_mut().zip(&x[p * hw..][..hw]);
-        match then {
-            None => planes.for_each(|(o, &v)| *o = (v - m) * s + b),
-            Some(r) => per_kind!(r, |r| planes
-                .for_each(|(o, &v)| *o = r.value((v - m) * s + b))),
-        }
-    })
+        (&x[p * hw..][..hw], center[c], scale[c], shift[c])
+    };
+    match then {
+        None => planes_of(x.len(), hw, |p| {
+            let (x, m, s, b) = plane(p);
+            x.iter().map(move |&v| (v - m) * s + b)
+        }),
+        Some(r) => per_kind!(r, |r| planes_of(x.len(), hw, |p| {
+            let (x, m, s, b) = plane(p);
+            x.iter().map(move |&v| r.value((v - m) * s + b))
+        })),
+    }
 }
 
 /// What the forward pass of a training BatchNorm learned about its batch, per channel.
