@@ -487,6 +487,38 @@ fn max_pooling_sends_the_gradient_to_the_first_maximum() {
     assert_eq!(dx.to_vec1::<f32>().unwrap(), expected);
 }
 
+/// PyTorch's 2x2 max pooling propagates NaN, and a window of ties sends its gradient to the
+/// first of them (the 2x2 stride-2 path, with an odd width whose last column no window reads).
+#[test]
+fn two_by_two_max_pooling_propagates_nan_and_picks_the_first_tie() {
+    let x = Var::from_tensor(
+        &Tensor::new(
+            &[[[[1.0f32, f32::NAN, 2.0, 2.0, 9.0], [0.0, 5.0, 2.0, 2.0, 9.0]]]],
+            &Device::Cpu,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let g = PoolGeometry {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+        ceil_mode: false,
+    };
+    let y = Kernels::Native.max_pool2d(x.as_tensor(), &g).unwrap();
+    let values = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(values[0].is_nan() && values[1] == 2.0, "{values:?}");
+    let grads = (y * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+    let dx = grads
+        .get(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(dx, [0.0, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
 #[test]
 fn rectifiers_match_candle_away_from_their_kinks() {
     let mut rng = ChaCha8Rng::seed_from_u64(15);

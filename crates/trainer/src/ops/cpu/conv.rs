@@ -1,4 +1,6 @@
-//! 2-D convolution as im2col + gemm, one image at a time, in parallel over the batch.
+//! 2-D convolution as im2col + gemm, one image at a time, in parallel over the batch, where the
+//! direct kernels of [`direct`] do not apply (see there), and depthwise convolutions as direct
+//! loops ([`depthwise`]).
 //!
 //! For each image and group, the input taps are laid out as a `[C/g * kh * kw, oh * ow]`
 //! matrix (im2col; skipped for 1x1 stride-1 unpadded convolutions, whose input already is

@@ -17,12 +17,19 @@
 //! Elementwise and per-plane work (activations, pooling, normalization's output) needs no
 //! order.
 //!
-//! * [`conv2d`]: im2col + gemm per image (`conv.rs`).
+//! * [`conv2d`]: direct kernels in a 16-channel blocked layout on AVX-512 or AVX2 CPUs
+//!   (`conv/direct.rs`), otherwise im2col + gemm per image (`conv.rs`); depthwise convolutions
+//!   as direct loops (`conv/depthwise.rs`).
 //! * [`batch_norm_train`], [`batch_norm_eval`]: one pass for the output, one reduction per
 //!   channel for the gradients (`norm.rs`).
 //! * [`max_pool2d`], [`avg_pool2d`]: per plane, the max-pool gradient going to the first
 //!   maximum of each window, found again in the backward pass (`pool.rs`).
-//! * [`rectify`]: ReLU, ReLU6 and LeakyReLU (`activation.rs`).
+//! * [`rectify`]: ReLU, ReLU6 and LeakyReLU, and [`add_traced`], the sum of two tensors
+//!   (`activation.rs`).
+//!
+//! Outputs are allocated uninitialized and written in parallel planes ([`planes`] zeroes each
+//! plane just before its writer runs, [`planes_of`] writes elementwise results once): a serial
+//! `vec![0.0; n]` over activation-sized buffers cost as much as some kernels.
 
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;

@@ -24,45 +24,68 @@ impl Pool {
             && (!g.ceil_mode || (h.is_multiple_of(2) && w.is_multiple_of(2)))
     }
 
-    /// The windows of one output row `oy` of an input plane `x[h, w]`, in order, each as its
-    /// four values and their indices in the plane.
-    fn row_windows(
-        x: &[f32],
-        w: usize,
-        oy: usize,
-    ) -> impl Iterator<Item = ([f32; 4], [usize; 4])> + '_ {
-        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
-        (0..w / 2).map(move |ox| {
-            let at = [
-                top + 2 * ox,
-                top + 2 * ox + 1,
-                bottom + 2 * ox,
-                bottom + 2 * ox + 1,
-            ];
-            (at.map(|i| x[i]), at)
-        })
+    /// Output row `oy`'s two input rows of a plane `x[h, w]`, cut to the `2 * (w / 2)` columns
+    /// the windows cover.
+    fn rows(x: &[f32], w: usize, oy: usize) -> (&[f32], &[f32]) {
+        let covered = w / 2 * 2;
+        (
+            &x[2 * oy * w..][..covered],
+            &x[(2 * oy + 1) * w..][..covered],
+        )
     }
 
-    /// One plane's output `y[h/2, w/2]` from its input `x[h, w]`.
+    /// One plane's output `y[h/2, w/2]` from its input `x[h, w]`: loops with the kind decided
+    /// outside them and no indexing, so they vectorize.
     pub(super) fn halve(&self, x: &[f32], w: usize, y: &mut [f32]) {
         for (oy, out) in y.chunks_exact_mut((w / 2).max(1)).enumerate() {
-            for (o, (q, _)) in out.iter_mut().zip(Self::row_windows(x, w, oy)) {
-                *o = match self.kind {
-                    Kind::Max => q[first_max(q)],
-                    Kind::Avg { .. } => ((q[0] + q[1]) + (q[2] + q[3])) / 4.0,
-                };
+            let (top, bottom) = Self::rows(x, w, oy);
+            let windows = out
+                .iter_mut()
+                .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)));
+            match self.kind {
+                Kind::Max => windows.for_each(|(o, (t, b))| {
+                    *o = [t[1], b[0], b[1]].into_iter().fold(t[0], |m, v| {
+                        if v > m || v.is_nan() {
+                            v
+                        } else {
+                            m
+                        }
+                    })
+                }),
+                Kind::Avg { .. } => {
+                    windows.for_each(|(o, (t, b))| *o = ((t[0] + t[1]) + (b[0] + b[1])) / 4.0)
+                }
             }
         }
     }
 
     /// One plane's input gradient `dx[h, w]` (zeroed by the caller) from `dy[h/2, w/2]`.
     pub(super) fn halve_backward(&self, dy: &[f32], x: &[f32], w: usize, dx: &mut [f32]) {
-        for (oy, grads) in dy.chunks_exact((w / 2).max(1)).enumerate() {
-            for (&g, (q, at)) in grads.iter().zip(Self::row_windows(x, w, oy)) {
-                match self.kind {
-                    Kind::Max => dx[at[first_max(q)]] = g,
-                    Kind::Avg { .. } => at.iter().for_each(|&i| dx[i] = g / 4.0),
-                }
+        let covered = w / 2 * 2;
+        for (oy, (grads, dx)) in dy
+            .chunks_exact((w / 2).max(1))
+            .zip(dx.chunks_exact_mut(2 * w.max(1)))
+            .enumerate()
+        {
+            let (top, bottom) = Self::rows(x, w, oy);
+            let (dtop, dbottom) = dx.split_at_mut(w);
+            let windows = grads.iter().zip(
+                top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(
+                    dtop[..covered]
+                        .chunks_exact_mut(2)
+                        .zip(dbottom[..covered].chunks_exact_mut(2)),
+                ),
+            );
+            match self.kind {
+                Kind::Max => windows.for_each(|(&g, ((t, b), (dt, db)))| {
+                    let arg = first_max([t[0], t[1], b[0], b[1]]);
+                    let share = |k: usize| if arg == k { g } else { 0.0 };
+                    (dt[0], dt[1], db[0], db[1]) = (share(0), share(1), share(2), share(3));
+                }),
+                Kind::Avg { .. } => windows.for_each(|(&g, (_, (dt, db)))| {
+                    let share = g / 4.0;
+                    (dt[0], dt[1], db[0], db[1]) = (share, share, share, share);
+                }),
             }
         }
     }
