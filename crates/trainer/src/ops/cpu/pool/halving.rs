@@ -4,11 +4,12 @@
 use super::{Kind, Pool};
 
 /// The index of the first maximum of a window in row-major order, PyTorch's way (a later value
-/// wins only if greater, or NaN).
+/// wins only if greater, or NaN); branch-free, carrying the maximum so far.
 fn first_max(q: [f32; 4]) -> usize {
-    let mut arg = 0;
-    for (k, &v) in q.iter().enumerate().skip(1) {
-        let wins = v > q[arg] || v.is_nan();
+    let (mut max, mut arg) = (q[0], 0);
+    for (k, v) in q.into_iter().enumerate().skip(1) {
+        let wins = v > max || v.is_nan();
+        max = if wins { v } else { max };
         arg = if wins { k } else { arg };
     }
     arg
