@@ -192,7 +192,21 @@ fn channel_planes(x: &[f32], channels: usize, hw: usize, c: usize) -> impl Itera
 
 /// Runs `f(c)` for every channel, in parallel; the results in channel order.
 fn per_channel<T: Send>(channels: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    (0..channels).into_par_iter().map(f).collect()
+    (0..channels)
+        .into_par_iter()
+        .map(|c| widest(|| f(c)))
+        .collect()
+}
+
+/// Runs `work` compiled for the widest vector instructions this CPU has (AVX-512, or AVX2 with
+/// FMA), chosen at run time: the crate is built for baseline x86-64 (SSE2), and the loops of
+/// the plane and channel kernels, inlined into this call, vectorize for those instead.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn widest<R>(work: impl FnOnce() -> R) -> R {
+    work()
 }
 
 /// A new buffer of `len` elements made in parallel, planes of `hw` elements: each plane starts
@@ -209,7 +223,7 @@ fn planes(len: usize, hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) ->
             // SAFETY: every element of `plane` was just written, and `MaybeUninit<f32>` has
             // the layout of `f32`.
             let plane = unsafe { &mut *(plane as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-            f(p, plane);
+            widest(|| f(p, plane));
         });
     // SAFETY: the planes cover `0..len` and each was written above.
     unsafe { data.set_len(len) };
@@ -231,11 +245,13 @@ fn planes_of<I: Iterator<Item = f32>>(
         .par_chunks_mut(hw.max(1))
         .enumerate()
         .for_each(|(p, plane)| {
-            let written = plane
-                .iter_mut()
-                .zip(values(p))
-                .map(|(slot, v)| slot.write(v))
-                .count();
+            let written = widest(|| {
+                plane
+                    .iter_mut()
+                    .zip(values(p))
+                    .map(|(slot, v)| slot.write(v))
+                    .count()
+            });
             assert_eq!(written, plane.len(), "plane {p} was not filled");
         });
     // SAFETY: the planes cover `0..len` and each was written in full (checked above; a
@@ -248,12 +264,13 @@ fn planes_of<I: Iterator<Item = f32>>(
 fn for_planes(out: &mut [f32], hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     out.par_chunks_mut(hw.max(1))
         .enumerate()
-        .for_each(|(p, plane)| f(p, plane));
+        .for_each(|(p, plane)| widest(|| f(p, plane)));
 }
 
 /// `Σ f(a[i], b[i])` over two slices of equal length, in a fixed order: sixteen f32 partial
 /// sums (so the loop vectorizes) over blocks of 1,024 elements, the blocks added in f64, so
 /// rounding stays at the scale of a block's sum.
+#[inline]
 fn sum_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     const LANES: usize = 16;
     const BLOCK: usize = 1024;

@@ -37,6 +37,7 @@ impl Pool {
 
     /// One plane's output `y[h/2, w/2]` from its input `x[h, w]`: loops with the kind decided
     /// outside them and no indexing, so they vectorize.
+    #[inline]
     pub(super) fn halve(&self, x: &[f32], w: usize, y: &mut [f32]) {
         for (oy, out) in y.chunks_exact_mut((w / 2).max(1)).enumerate() {
             let (top, bottom) = Self::rows(x, w, oy);
@@ -61,6 +62,7 @@ impl Pool {
     }
 
     /// One plane's input gradient `dx[h, w]` (zeroed by the caller) from `dy[h/2, w/2]`.
+    #[inline]
     pub(super) fn halve_backward(&self, dy: &[f32], x: &[f32], w: usize, dx: &mut [f32]) {
         let covered = w / 2 * 2;
         for (oy, (grads, dx)) in dy
