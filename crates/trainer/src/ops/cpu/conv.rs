@@ -406,10 +406,13 @@ impl ConvBackward {
         let direct_input = direct
             .as_ref()
             .is_some_and(direct::Backward::input_gradient);
+        // The im2col buffer, where the weight or input gradient still goes through it.
+        let unfolds =
+            !(pointwise || depthwise) && (direct.is_none() || (self.input && !direct_input));
         let partials = over_ranges(s.batch, dx, per_image, |images, dx| {
             let mut dw = vec![0.0f32; dw_len];
             let mut db = vec![0.0f32; db_len];
-            let mut col = vec![0.0f32; if pointwise || depthwise { 0 } else { k * n }];
+            let mut col = vec![0.0f32; if unfolds { k * n } else { 0 }];
             let mut blocked_dw = match &direct {
                 Some(d) if self.weight => d.weight_gradient_buffer(),
                 _ => Vec::new(),

@@ -31,6 +31,8 @@
 //! plane just before its writer runs, [`planes_of`] writes elementwise results once): a serial
 //! `vec![0.0; n]` over activation-sized buffers cost as much as some kernels.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -214,20 +216,15 @@ fn widest<R>(work: impl FnOnce() -> R) -> R {
 /// keeps it in cache, where zeroing the whole buffer first (`vec![0.0; len]`) costs a serial
 /// pass over memory.
 fn planes(len: usize, hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
-    let mut data = Vec::with_capacity(len);
-    data.spare_capacity_mut()[..len]
-        .par_chunks_mut(hw.max(1))
-        .enumerate()
-        .for_each(|(p, plane)| {
-            plane.fill(std::mem::MaybeUninit::new(0.0));
-            // SAFETY: every element of `plane` was just written, and `MaybeUninit<f32>` has
-            // the layout of `f32`.
-            let plane = unsafe { &mut *(plane as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-            widest(|| f(p, plane));
-        });
-    // SAFETY: the planes cover `0..len` and each was written above.
-    unsafe { data.set_len(len) };
-    data
+    let zeroed_then_f = |p: usize, plane: &mut [MaybeUninit<f32>]| {
+        plane.fill(MaybeUninit::new(0.0));
+        // SAFETY: every element of `plane` was just written, and `MaybeUninit<f32>` has the
+        // layout of `f32`.
+        let plane = unsafe { &mut *(plane as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        widest(|| f(p, plane));
+    };
+    // SAFETY: each plane is filled with zeros before `f` sees it.
+    unsafe { written_planes(len, hw, zeroed_then_f) }
 }
 
 /// Like [`planes`] without the zeroing, for planes computed element by element in order:
@@ -240,22 +237,37 @@ fn planes_of<I: Iterator<Item = f32>>(
     hw: usize,
     values: impl Fn(usize) -> I + Sync + Send,
 ) -> Vec<f32> {
+    let fill = |p: usize, plane: &mut [MaybeUninit<f32>]| {
+        let written = widest(|| {
+            plane
+                .iter_mut()
+                .zip(values(p))
+                .map(|(slot, v)| slot.write(v))
+                .count()
+        });
+        assert_eq!(written, plane.len(), "plane {p} was not filled");
+    };
+    // SAFETY: `fill` writes each plane in full, or panics.
+    unsafe { written_planes(len, hw, fill) }
+}
+
+/// A new buffer of `len` elements whose planes of `hw` elements `write(p, plane)` fills in
+/// parallel.
+///
+/// # Safety
+/// `write` must initialize every element of the plane it is given (or panic, which leaves the
+/// buffer empty).
+unsafe fn written_planes(
+    len: usize,
+    hw: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
     let mut data = Vec::with_capacity(len);
     data.spare_capacity_mut()[..len]
         .par_chunks_mut(hw.max(1))
         .enumerate()
-        .for_each(|(p, plane)| {
-            let written = widest(|| {
-                plane
-                    .iter_mut()
-                    .zip(values(p))
-                    .map(|(slot, v)| slot.write(v))
-                    .count()
-            });
-            assert_eq!(written, plane.len(), "plane {p} was not filled");
-        });
-    // SAFETY: the planes cover `0..len` and each was written in full (checked above; a
-    // panic leaves `data` empty).
+        .for_each(|(p, plane)| write(p, plane));
+    // SAFETY: the planes cover `0..len`, and the caller's `write` initialized each.
     unsafe { data.set_len(len) };
     data
 }

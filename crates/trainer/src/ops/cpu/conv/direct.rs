@@ -3,17 +3,19 @@
 //! Channels are grouped in blocks of [`L`] = 16, the last block zero-filled: an image becomes
 //! `[C/16, h', w', 16]` with the convolution's padding written in as zeros, so the kernels never
 //! test bounds, and a weight `[out/16, in/16, kh, kw, 16 in, 16 out]`.
-//! * The forward kernel holds `T` output pixels x 16 output channels in registers and, for each
-//!   input channel and tap, adds one broadcast input value times one weight vector per pixel:
-//!   no im2col, no packing, every weight vector reused `T` times from a register.
+//! * The forward kernel holds a tile of output pixels x one or two blocks of 16 output channels
+//!   in registers and, for each input channel and tap, adds one broadcast input value times one
+//!   weight vector per pixel and block: no im2col, no packing, every weight vector reused by
+//!   the whole tile from a register. It sums one input block at a time into a blocked scratch
+//!   of the image's output, written out as NCHW at the end.
 //! * The input gradient of a stride-1 convolution is the same kernel run on the output gradient
 //!   (padded by the kernel's span less the forward padding) with the kernel turned 180 degrees
 //!   and inputs and outputs swapped.
 //! * The weight gradient holds a 16 x 16 (input, output) block of one tap in registers and adds
 //!   the outer product of 16 input values and one output-gradient vector per pixel.
 //!
-//! The kernels are plain loops over fixed-size arrays, compiled twice under `target_feature`
-//! (the compiler turns each 16-lane loop into one or two vector FMAs) and chosen at run time.
+//! The kernels (`kernels.rs`) are written once over a 16-lane vector trait, compiled for AVX-512
+//! and for AVX2 with FMA under `target_feature`, and chosen at run time.
 //! Other CPUs, grouped convolutions, pointwise ones (1x1, stride 1, unpadded: a gemm on the
 //! data as it is) and channel counts that would waste more than half the arithmetic on zero
 //! lanes take the im2col path.
@@ -79,7 +81,8 @@ impl Blocked {
             let (image, first) = (i / frame.blocks, i % frame.blocks * L);
             let lanes = L.min(c - first);
             let channels = &x[(image * c + first) * h * w..][..lanes * h * w];
-            // Pixel by pixel, so each output line is written once, from 16 input streams.
+            // Row by row, so the blocked row being filled (w x 16 lanes) stays in L1 while
+            // each channel's row is written into its lane.
             for y in 0..h {
                 let dst = &mut plane[((y + top) * frame.width + left) * L..][..w * L];
                 for (lane, src) in channels.chunks_exact(h * w).enumerate() {
@@ -145,6 +148,19 @@ struct Plan {
 }
 
 impl Plan {
+    /// `conv` over sources laid out in `src`, with `conv`'s own output.
+    fn of(isa: Isa, (conv, s): (&Conv, &Sizes), src: Frame) -> Plan {
+        Plan {
+            isa,
+            src,
+            outs: s.cout,
+            kernel: [s.kh, s.kw],
+            stride: conv.stride,
+            dilation: conv.dilation,
+            out_size: [s.oh, s.ow],
+        }
+    }
+
     /// Weight elements per block of 16 outputs.
     fn block_len(&self) -> usize {
         self.src.blocks * self.kernel[0] * self.kernel[1] * L * L
@@ -195,15 +211,7 @@ pub(super) fn forward(
 ) -> Vec<f32> {
     let src = Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding);
     let weight = blocked_weight(weight, [s.cout, s.cin, s.kh, s.kw], false);
-    let plan = Plan {
-        isa,
-        src: src.frame,
-        outs: s.cout,
-        kernel: [s.kh, s.kw],
-        stride: conv.stride,
-        dilation: conv.dilation,
-        out_size: [s.oh, s.ow],
-    };
+    let plan = Plan::of(isa, (conv, s), src.frame);
     planes(s.batch * s.cout * s.n(), s.cout * s.n(), |i, out| {
         plan.convolve(src.image(i), &weight, bias, out)
     })
@@ -247,15 +255,11 @@ impl Backward {
         let dims = [s.cout, s.cin, s.kh, s.kw];
         let grads = Blocked::of(dy, [s.batch, s.cout, s.oh, s.ow], pad);
         let src = weight.then(|| Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding));
-        let plan = Plan {
+        let plan = Plan::of(
             isa,
-            src: src.as_ref().map_or(grads.frame, |b| b.frame),
-            outs: s.cout,
-            kernel: [s.kh, s.kw],
-            stride: conv.stride,
-            dilation: conv.dilation,
-            out_size: [s.oh, s.ow],
-        };
+            (conv, s),
+            src.as_ref().map_or(grads.frame, |b| b.frame),
+        );
         let input = direct_input.then(|| {
             let plan = Plan {
                 src: grads.frame,

@@ -3,12 +3,18 @@
 
 use super::{Kind, Pool};
 
-/// The index of the first maximum of a window in row-major order, PyTorch's way (a later value
-/// wins only if greater, or NaN); branch-free, carrying the maximum so far.
+/// Whether a later value `v` of a window replaces the maximum so far, PyTorch's way: if it is
+/// greater, or NaN.
+fn wins(v: f32, max: f32) -> bool {
+    v > max || v.is_nan()
+}
+
+/// The index of the first maximum of a window in row-major order ([`wins`]); branch-free,
+/// carrying the maximum so far.
 fn first_max(q: [f32; 4]) -> usize {
     let (mut max, mut arg) = (q[0], 0);
     for (k, v) in q.into_iter().enumerate().skip(1) {
-        let wins = v > max || v.is_nan();
+        let wins = wins(v, max);
         max = if wins { v } else { max };
         arg = if wins { k } else { arg };
     }
@@ -46,13 +52,9 @@ impl Pool {
                 .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)));
             match self.kind {
                 Kind::Max => windows.for_each(|(o, (t, b))| {
-                    *o = [t[1], b[0], b[1]].into_iter().fold(t[0], |m, v| {
-                        if v > m || v.is_nan() {
-                            v
-                        } else {
-                            m
-                        }
-                    })
+                    *o = [t[1], b[0], b[1]]
+                        .into_iter()
+                        .fold(t[0], |m, v| if wins(v, m) { v } else { m })
                 }),
                 Kind::Avg { .. } => {
                     windows.for_each(|(o, (t, b))| *o = ((t[0] + t[1]) + (b[0] + b[1])) / 4.0)

@@ -2,7 +2,7 @@
 //! or two AVX2 registers, through the small [`Lanes`] trait so each kernel is written once.
 //!
 //! Each kernel is an `#[inline(always)]` generic function instantiated inside a
-//! `#[target_feature]` wrapper, chosen at run time by [`Isa::detect`]; the intrinsics inline
+//! `#[target_feature]` wrapper, chosen at run time by [`Isa::chosen`]; the intrinsics inline
 //! into the wrapper and the accumulators stay in registers.
 
 use super::{Frame, Plan, L};
@@ -213,23 +213,22 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
             block.iter_mut().skip(o % L).step_by(L).for_each(|s| *s = b);
         }
     }
+    // Where each tap reads, from a tile's first pixel (in bounds: `Plan::convolve` checked
+    // that the frame holds the last pixel of the last tap).
+    let (width, d) = (p.src.width, p.dilation);
+    let offsets: Vec<usize> = (0..p.kernel[0] * p.kernel[1])
+        .map(|tap| (tap / p.kernel[1] * d * width + tap % p.kernel[1] * d) * L)
+        .collect();
     let pairs = blocks / 2 * 2;
     for (cb, src) in src.chunks_exact(p.src.plane()).enumerate() {
+        let src = (src, cb, &offsets[..]);
         // SAFETY: forwarded.
         unsafe {
             for block in (0..pairs).step_by(2) {
-                match p.stride[1] {
-                    1 => rows::<V, 2, P, 1>(p, (src, cb), w, block, &mut sums),
-                    2 => rows::<V, 2, P, 2>(p, (src, cb), w, block, &mut sums),
-                    _ => rows::<V, 2, P, 0>(p, (src, cb), w, block, &mut sums),
-                }
+                rows::<V, 2, P>(p, src, w, block, &mut sums);
             }
             if pairs < blocks {
-                match p.stride[1] {
-                    1 => rows::<V, 1, S, 1>(p, (src, cb), w, pairs, &mut sums),
-                    2 => rows::<V, 1, S, 2>(p, (src, cb), w, pairs, &mut sums),
-                    _ => rows::<V, 1, S, 0>(p, (src, cb), w, pairs, &mut sums),
-                }
+                rows::<V, 1, S>(p, src, w, pairs, &mut sums);
             }
         }
     }
@@ -241,16 +240,39 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
     }
 }
 
-/// Adds input block `cb`'s share to every output row of blocks `first..first + B` of `sums`,
-/// in tiles of `T` pixels, then 4, then 1; `SX` is the horizontal stride if known when
-/// compiling (pixel offsets become constants), else 0.
+/// [`rows_at`] with the horizontal stride a compile-time constant where it is 1 or 2.
 ///
 /// # Safety
 /// As [`tiles`].
 #[inline(always)]
-unsafe fn rows<V: Lanes, const B: usize, const T: usize, const SX: usize>(
+unsafe fn rows<V: Lanes, const B: usize, const T: usize>(
     p: &Plan,
-    (src, cb): (&[f32], usize),
+    src: (&[f32], usize, &[usize]),
+    w: &[f32],
+    first: usize,
+    sums: &mut [f32],
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        match p.stride[1] {
+            1 => rows_at::<V, B, T, 1>(p, src, w, first, sums),
+            2 => rows_at::<V, B, T, 2>(p, src, w, first, sums),
+            _ => rows_at::<V, B, T, 0>(p, src, w, first, sums),
+        }
+    }
+}
+
+/// Adds input block `cb`'s share to every output row of blocks `first..first + B` of `sums`,
+/// in tiles of `T` pixels, then 4, then 1; `offsets` are the taps' distances from a pixel;
+/// `SX` is the horizontal stride if known when compiling (pixel offsets become constants),
+/// else 0.
+///
+/// # Safety
+/// As [`tiles`].
+#[inline(always)]
+unsafe fn rows_at<V: Lanes, const B: usize, const T: usize, const SX: usize>(
+    p: &Plan,
+    (src, cb, offsets): (&[f32], usize, &[usize]),
     w: &[f32],
     first: usize,
     sums: &mut [f32],
@@ -260,27 +282,21 @@ unsafe fn rows<V: Lanes, const B: usize, const T: usize, const SX: usize>(
     let taps: [&[f32]; B] =
         std::array::from_fn(|b| &w[(first + b) * p.block_len() + cb * tap_len..][..tap_len]);
     let sums = &mut sums[first * oh * ow * L..][..B * oh * ow * L];
-    // Where each tap reads, from the tile's first pixel (in bounds: `Plan::convolve` checked
-    // that the frame holds the last pixel of the last tap).
-    let (width, d) = (p.src.width, p.dilation);
-    let offsets: Vec<usize> = (0..p.kernel[0] * p.kernel[1])
-        .map(|tap| (tap / p.kernel[1] * d * width + tap % p.kernel[1] * d) * L)
-        .collect();
     for oy in 0..oh {
-        let row = &src[oy * p.stride[0] * width * L..];
+        let row = &src[oy * p.stride[0] * p.src.width * L..];
         let mut ox = 0;
         // SAFETY: forwarded.
         unsafe {
             while ox + T <= ow {
-                tile::<V, B, T, SX>(p, (row, &offsets), taps, (oy, ox), sums);
+                tile::<V, B, T, SX>(p, (row, offsets), taps, (oy, ox), sums);
                 ox += T;
             }
             while T > 4 && ox + 4 <= ow {
-                tile::<V, B, 4, SX>(p, (row, &offsets), taps, (oy, ox), sums);
+                tile::<V, B, 4, SX>(p, (row, offsets), taps, (oy, ox), sums);
                 ox += 4;
             }
             while ox < ow {
-                tile::<V, B, 1, SX>(p, (row, &offsets), taps, (oy, ox), sums);
+                tile::<V, B, 1, SX>(p, (row, offsets), taps, (oy, ox), sums);
                 ox += 1;
             }
         }
