@@ -24,8 +24,8 @@ mod depthwise;
 mod direct;
 
 use super::{
-    bwd_through_gradients, data, expect_gradient, gemm, over_ranges, sum_in_order, unpack,
-    Gradients, Operand, Traced,
+    assume_init, bwd_through_gradients, data, expect_gradient, gemm, over_ranges, sum_in_order,
+    unpack, zeroed, Gradients, Operand, Traced,
 };
 use crate::ops::ConvGeometry;
 
@@ -397,8 +397,8 @@ impl ConvBackward {
         let dx_len = if self.input { s.batch * image } else { 0 };
         let dw_len = if self.weight { s.cout * k } else { 0 };
         let db_len = if self.bias { s.cout } else { 0 };
-        let mut packed = vec![0.0f32; dx_len + dw_len + db_len];
-        let (dx, params) = packed.split_at_mut(dx_len);
+        let mut packed = Vec::with_capacity(dx_len + dw_len + db_len);
+        let dx = &mut packed.spare_capacity_mut()[..dx_len];
         let per_image = if self.input { image } else { 0 };
         let direct = direct::usable(conv, s).map(|isa| {
             direct::Backward::new(isa, (conv, s), [self.input, self.weight], (dy, x, weight))
@@ -410,6 +410,17 @@ impl ConvBackward {
         let unfolds =
             !(pointwise || depthwise) && (direct.is_none() || (self.input && !direct_input));
         let partials = over_ranges(s.batch, dx, per_image, |images, dx| {
+            let dx = match &direct {
+                Some(d) if direct_input => {
+                    for (j, i) in images.clone().enumerate() {
+                        d.write_input_gradient(i, &mut dx[j * image..][..image]);
+                    }
+                    // SAFETY: the direct kernel wrote each image's gradient in full.
+                    unsafe { assume_init(dx) }
+                }
+                // Summed into by the other paths.
+                _ => zeroed(dx),
+            };
             let mut dw = vec![0.0f32; dw_len];
             let mut db = vec![0.0f32; db_len];
             let mut col = vec![0.0f32; if unfolds { k * n } else { 0 }];
@@ -433,9 +444,6 @@ impl ConvBackward {
                 }
                 if let Some(d) = &direct {
                     d.add_weight_gradient(i, &mut blocked_dw);
-                    if direct_input {
-                        d.write_input_gradient(i, &mut dx[j * image..][..image]);
-                    }
                 }
                 for group in 0..g {
                     let dyg = Operand::rows(&dyi[group * mg * n..][..mg * n], n);
@@ -465,8 +473,11 @@ impl ConvBackward {
             }
             (dw, db)
         });
+        // SAFETY: every range's input gradient was written in full above.
+        unsafe { packed.set_len(dx_len) };
+        packed.resize(dx_len + dw_len + db_len, 0.0);
         let (dws, dbs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
-        let (dw, db) = params.split_at_mut(dw_len);
+        let (dw, db) = packed[dx_len..].split_at_mut(dw_len);
         sum_in_order(dws, dw);
         sum_in_order(dbs, db);
         packed

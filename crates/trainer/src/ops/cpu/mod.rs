@@ -194,15 +194,38 @@ fn channel_planes(x: &[f32], channels: usize, hw: usize, c: usize) -> impl Itera
 
 /// Runs `f(c)` for every channel, in parallel; the results in channel order.
 fn per_channel<T: Send>(channels: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    (0..channels)
-        .into_par_iter()
-        .map(|c| widest(|| f(c)))
-        .collect()
+    (0..channels).into_par_iter().map(f).collect()
+}
+
+/// For each `n < N`, `Σ f(n, a[i], b[i])` over the planes of channel `c` of NCHW data `a` and
+/// `b` of one shape (`hw` elements per plane): per plane one [`sum_f64`] per `n` (the plane
+/// stays in the L1 cache between them), the planes' sums added in batch order. Compiled like
+/// [`widest`].
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn channel_sums<const N: usize>(
+    (a, b): (&[f32], &[f32]),
+    (channels, hw): (usize, usize),
+    c: usize,
+    f: impl Fn(usize, f32, f32) -> f32,
+) -> [f64; N] {
+    let mut total = [0.0f64; N];
+    for (a, b) in channel_planes(a, channels, hw, c).zip(channel_planes(b, channels, hw, c)) {
+        for (n, total) in total.iter_mut().enumerate() {
+            *total += sum_f64(a, b, |u, v| f(n, u, v));
+        }
+    }
+    total
 }
 
 /// Runs `work` compiled for the widest vector instructions this CPU has (AVX-512, or AVX2 with
 /// FMA), chosen at run time: the crate is built for baseline x86-64 (SSE2), and the loops of
-/// the plane and channel kernels, inlined into this call, vectorize for those instead.
+/// the plane kernels, inlined into this call, vectorize for those instead. Only where LLVM
+/// inlines `work`: a closure holding a whole loop is called from every version and may stay
+/// out of line (compiled for SSE2), so hot loops live in multiversioned functions of their
+/// own that take small per-element closures ([`fill`], [`channel_sums`]).
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
     "x86_64+avx2+fma"
@@ -217,14 +240,27 @@ fn widest<R>(work: impl FnOnce() -> R) -> R {
 /// pass over memory.
 fn planes(len: usize, hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
     let zeroed_then_f = |p: usize, plane: &mut [MaybeUninit<f32>]| {
-        plane.fill(MaybeUninit::new(0.0));
-        // SAFETY: every element of `plane` was just written, and `MaybeUninit<f32>` has the
-        // layout of `f32`.
-        let plane = unsafe { &mut *(plane as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        let plane = zeroed(plane);
         widest(|| f(p, plane));
     };
     // SAFETY: each plane is filled with zeros before `f` sees it.
     unsafe { written_planes(len, hw, zeroed_then_f) }
+}
+
+/// `values` filled with zeros, as initialized values.
+fn zeroed(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    values.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just written.
+    unsafe { assume_init(values) }
+}
+
+/// `values` as initialized values.
+///
+/// # Safety
+/// Every element of `values` must have been written.
+unsafe fn assume_init(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; initialized by the caller's contract.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// Like [`planes`] without the zeroing, for planes computed element by element in order:
@@ -237,52 +273,82 @@ fn planes_of<I: Iterator<Item = f32>>(
     hw: usize,
     values: impl Fn(usize) -> I + Sync + Send,
 ) -> Vec<f32> {
-    let fill = |p: usize, plane: &mut [MaybeUninit<f32>]| {
-        let written = widest(|| {
-            plane
-                .iter_mut()
-                .zip(values(p))
-                .map(|(slot, v)| slot.write(v))
-                .count()
-        });
+    let mut data = Vec::new();
+    append_planes_of(&mut data, len, hw, values);
+    data
+}
+
+/// [`planes_of`] appended to `data`.
+fn append_planes_of<I: Iterator<Item = f32>>(
+    data: &mut Vec<f32>,
+    len: usize,
+    hw: usize,
+    values: impl Fn(usize) -> I + Sync + Send,
+) {
+    let write = |p: usize, plane: &mut [MaybeUninit<f32>]| {
+        let written = fill(plane, values(p));
         assert_eq!(written, plane.len(), "plane {p} was not filled");
     };
-    // SAFETY: `fill` writes each plane in full, or panics.
-    unsafe { written_planes(len, hw, fill) }
+    // SAFETY: `write` fills each plane in full, or panics.
+    unsafe { append_planes(data, len, hw, write) }
+}
+
+/// Writes `values` into `plane` in order, until either ends; how many were written. Compiled
+/// like [`widest`].
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn fill(plane: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32>) -> usize {
+    plane
+        .iter_mut()
+        .zip(values)
+        .map(|(slot, v)| slot.write(v))
+        .count()
 }
 
 /// A new buffer of `len` elements whose planes of `hw` elements `write(p, plane)` fills in
 /// parallel.
 ///
 /// # Safety
-/// `write` must initialize every element of the plane it is given (or panic, which leaves the
-/// buffer empty).
+/// As [`append_planes`].
 unsafe fn written_planes(
     len: usize,
     hw: usize,
     write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
 ) -> Vec<f32> {
-    let mut data = Vec::with_capacity(len);
+    let mut data = Vec::new();
+    // SAFETY: forwarded to the caller.
+    unsafe { append_planes(&mut data, len, hw, write) };
+    data
+}
+
+/// Appends `len` elements to `data`, planes of `hw` elements that `write(p, plane)` fills in
+/// parallel.
+///
+/// # Safety
+/// `write` must initialize every element of the plane it is given (or panic, which leaves
+/// `data` as it was).
+unsafe fn append_planes(
+    data: &mut Vec<f32>,
+    len: usize,
+    hw: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) {
+    data.reserve(len);
     data.spare_capacity_mut()[..len]
         .par_chunks_mut(hw.max(1))
         .enumerate()
         .for_each(|(p, plane)| write(p, plane));
-    // SAFETY: the planes cover `0..len`, and the caller's `write` initialized each.
-    unsafe { data.set_len(len) };
-    data
-}
-
-/// Fills `out`, planes of `hw` elements, in parallel: `f(p, plane)` writes plane `p`.
-fn for_planes(out: &mut [f32], hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    out.par_chunks_mut(hw.max(1))
-        .enumerate()
-        .for_each(|(p, plane)| widest(|| f(p, plane)));
+    // SAFETY: the planes cover the `len` elements after the old end, and the caller's `write`
+    // initialized each.
+    unsafe { data.set_len(data.len() + len) };
 }
 
 /// `Σ f(a[i], b[i])` over two slices of equal length, in a fixed order: sixteen f32 partial
 /// sums (so the loop vectorizes) over blocks of 1,024 elements, the blocks added in f64, so
 /// rounding stays at the scale of a block's sum.
-#[inline]
+#[inline(always)]
 fn sum_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     const LANES: usize = 16;
     const BLOCK: usize = 1024;
@@ -395,11 +461,11 @@ fn ranges(items: usize) -> Vec<std::ops::Range<usize>> {
 
 /// Runs `work` on each range of [`ranges`] in parallel, each with its slice of `out`
 /// (`per_item` elements per item), and returns the per-range results in range order.
-fn over_ranges<T: Send>(
+fn over_ranges<E: Send, T: Send>(
     items: usize,
-    out: &mut [f32],
+    out: &mut [E],
     per_item: usize,
-    work: impl Fn(std::ops::Range<usize>, &mut [f32]) -> T + Sync,
+    work: impl Fn(std::ops::Range<usize>, &mut [E]) -> T + Sync,
 ) -> Vec<T> {
     let ranges = ranges(items);
     let mut slices = Vec::with_capacity(ranges.len());

@@ -14,8 +14,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 
 use super::{
     activation::{per_kind, Rectifier},
-    bwd_through_gradients, channel_planes, data, expect_gradient, for_planes, per_channel,
-    planes_of, sum_f64, unpack, Gradients, Traced,
+    append_planes_of, bwd_through_gradients, channel_sums, data, expect_gradient, per_channel,
+    planes_of, unpack, Gradients, Traced,
 };
 
 /// Batch normalization with batch statistics (training) on the CPU; returns the output and the
@@ -216,11 +216,12 @@ impl CustomOp3 for BatchNormTrain {
         let (x, w, b) = (data(x, xl)?, data(w, wl)?, data(b, bl)?);
         let m = (x.len() / channels.max(1)) as f64;
         let moments = per_channel(channels, |c| {
-            let planes = || channel_planes(x, channels, hw, c);
-            let mean = planes().map(|p| sum_f64(p, p, |v, _| v)).sum::<f64>() / m;
+            let [sum] = channel_sums((x, x), (channels, hw), c, |_, v, _| v);
+            let mean = sum / m;
             let center = mean as f32;
-            let squares = |p: &[f32]| sum_f64(p, p, |v, _| (v - center) * (v - center));
-            (mean, planes().map(squares).sum::<f64>() / m)
+            let squares = |_, v: f32, _| (v - center) * (v - center);
+            let [squares] = channel_sums((x, x), (channels, hw), c, squares);
+            (mean, squares / m)
         });
         let invstd: Vec<f64> = moments
             .iter()
@@ -342,73 +343,79 @@ impl AffineBackward {
     /// The packed gradients from the output gradient `dy` and the input `x`.
     fn compute(&self, dy: &[f32], x: &[f32], dims: (usize, usize)) -> Vec<f32> {
         match &self.then {
-            None => self.compute_with(dy, x, dims, |_, g, _| g),
-            Some((r, shift)) => per_kind!(*r, |r| self.compute_with(dy, x, dims, |c, g, v| {
+            None => self.compute_with(dy, x, dims, |_| |g, _| g),
+            Some((r, shift)) => per_kind!(*r, |r| self.compute_with(dy, x, dims, |c| {
+                let (center, scale, shift) = (self.center[c], self.scale[c], shift[c]);
                 // The rectifier's input, recomputed exactly as the forward pass did.
-                r.gradient(g, (v - self.center[c]) * self.scale[c] + shift[c])
+                move |g, v| r.gradient(g, (v - center) * scale + shift)
             })),
         }
     }
 
-    /// [`AffineBackward::compute`] with `through(c, dy, x)`, the gradient that reaches the
-    /// affine map in channel `c` (through the rectifier, if any).
-    fn compute_with(
+    /// [`AffineBackward::compute`] with `through(c)(dy, x)`, the gradient that reaches the
+    /// affine map in channel `c` (through the rectifier, if any). The per-channel function is a
+    /// copied value, so the loops over a plane hold it in registers and vectorize.
+    fn compute_with<G: Fn(f32, f32) -> f32 + Copy>(
         &self,
         dy: &[f32],
         x: &[f32],
         (channels, hw): (usize, usize),
-        through: impl Fn(usize, f32, f32) -> f32 + Sync,
+        through: impl Fn(usize) -> G + Sync,
     ) -> Vec<f32> {
         let [input, first, second] = self.need;
         let m = (x.len() / channels.max(1)) as f64;
         // Per channel: Σ dy and Σ dy * (x - center).
         let sums: Vec<(f64, f64)> = if self.invstd.is_some() || first || second {
             per_channel(channels, |c| {
-                let center = self.center[c];
-                let planes =
-                    channel_planes(dy, channels, hw, c).zip(channel_planes(x, channels, hw, c));
-                planes.fold((0.0, 0.0), |(s1, s2), (g, v)| {
-                    let reaching = |g: f32, v: f32| through(c, g, v);
-                    let centered = |g: f32, v: f32| reaching(g, v) * (v - center);
-                    (s1 + sum_f64(g, v, reaching), s2 + sum_f64(g, v, centered))
-                })
+                let (center, reach) = (self.center[c], through(c));
+                let [s1, s2] = channel_sums((dy, x), (channels, hw), c, move |n, g, v| {
+                    let reaching = reach(g, v);
+                    if n == 0 {
+                        reaching
+                    } else {
+                        reaching * (v - center)
+                    }
+                });
+                (s1, s2)
             })
         } else {
             Vec::new()
         };
         let len = |wanted: bool, n: usize| if wanted { n } else { 0 };
         let total = len(input, x.len()) + len(first, channels) + len(second, channels);
-        let mut packed = vec![0.0f32; total];
-        let (dx, params) = packed.split_at_mut(len(input, x.len()));
+        let mut packed = Vec::with_capacity(total);
         if input {
-            self.input_gradient((dy, x, &through), (channels, hw), &sums, m, dx);
+            self.append_input_gradient((dy, x, &through), (channels, hw), &sums, m, &mut packed);
         }
-        let (d1, d2) = params.split_at_mut(len(first, channels));
         let invstd = |c: usize| self.invstd.as_ref().map_or(1.0, |i| f64::from(i[c]));
-        for (c, d) in d1.iter_mut().enumerate() {
-            *d = (sums[c].1 * invstd(c)) as f32;
+        if first {
+            packed.extend(
+                sums.iter()
+                    .enumerate()
+                    .map(|(c, s)| (s.1 * invstd(c)) as f32),
+            );
         }
-        for (d, &(s1, _)) in d2.iter_mut().zip(&sums) {
-            *d = s1 as f32;
+        if second {
+            packed.extend(sums.iter().map(|&(s1, _)| s1 as f32));
         }
         packed
     }
 
-    /// `dx = a dy + b (x - center) + k` per channel; in evaluation just `scale * dy`.
-    fn input_gradient(
+    /// Appends `dx = a dy + b (x - center) + k` per channel to `packed`; in evaluation just
+    /// `scale * dy`.
+    fn append_input_gradient<G: Fn(f32, f32) -> f32 + Copy>(
         &self,
-        (dy, x, through): (&[f32], &[f32], &(impl Fn(usize, f32, f32) -> f32 + Sync)),
+        (dy, x, through): (&[f32], &[f32], &(impl Fn(usize) -> G + Sync)),
         (channels, hw): (usize, usize),
         sums: &[(f64, f64)],
         m: f64,
-        dx: &mut [f32],
+        packed: &mut Vec<f32>,
     ) {
+        let plane = |p: usize| dy[p * hw..][..hw].iter().zip(&x[p * hw..][..hw]);
         let Some(invstd) = &self.invstd else {
-            for_planes(dx, hw, |p, out| {
+            append_planes_of(packed, x.len(), hw, |p| {
                 let a = self.scale[p % channels];
-                for (o, &g) in out.iter_mut().zip(&dy[p * hw..][..hw]) {
-                    *o = a * g;
-                }
+                plane(p).map(move |(&g, _)| a * g)
             });
             return;
         };
@@ -419,13 +426,11 @@ impl AffineBackward {
                 [a as f32, (-a * i * i * s2 / m) as f32, (-a * s1 / m) as f32]
             })
             .collect();
-        for_planes(dx, hw, |p, out| {
+        append_planes_of(packed, x.len(), hw, |p| {
             let c = p % channels;
             let ([a, b, k], center) = (coefficients[c], self.center[c]);
-            let planes = dy[p * hw..][..hw].iter().zip(&x[p * hw..][..hw]);
-            for (o, (&g, &v)) in out.iter_mut().zip(planes) {
-                *o = a * through(c, g, v) + b * (v - center) + k;
-            }
+            let reach = through(c);
+            plane(p).map(move |(&g, &v)| a * reach(g, v) + b * (v - center) + k)
         });
     }
 }

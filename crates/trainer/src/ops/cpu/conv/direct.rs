@@ -20,7 +20,9 @@
 //! data as it is) and channel counts that would waste more than half the arithmetic on zero
 //! lanes take the im2col path.
 
-use super::super::planes;
+use std::mem::MaybeUninit;
+
+use super::super::{planes, written_planes};
 use super::{Conv, Sizes};
 
 mod kernels;
@@ -170,8 +172,15 @@ impl Plan {
         self.out_size[0] * self.out_size[1]
     }
 
-    /// One image's output `out[outs, oh, ow]` (NCHW) from its blocked source.
-    fn convolve(&self, src: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    /// One image's output `out[outs, oh, ow]` (NCHW) from its blocked source; writes every
+    /// element of `out[..outs * oh * ow]`.
+    fn convolve(
+        &self,
+        src: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
         assert!(src.len() >= self.src.image(), "source too short");
         assert!(
             out.len() >= self.outs * self.out_plane(),
@@ -212,9 +221,13 @@ pub(super) fn forward(
     let src = Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding);
     let weight = blocked_weight(weight, [s.cout, s.cin, s.kh, s.kw], false);
     let plan = Plan::of(isa, (conv, s), src.frame);
-    planes(s.batch * s.cout * s.n(), s.cout * s.n(), |i, out| {
-        plan.convolve(src.image(i), &weight, bias, out)
-    })
+    let image = s.cout * s.n();
+    // SAFETY: `convolve` writes every element of its image's output.
+    unsafe {
+        written_planes(s.batch * image, image, |i, out| {
+            plan.convolve(src.image(i), &weight, bias, out)
+        })
+    }
 }
 
 /// The blocked operands of a convolution's backward pass, prepared once for every image.
@@ -284,8 +297,9 @@ impl Backward {
         self.input.is_some()
     }
 
-    /// Writes image `i`'s input gradient `[cin, h, w]` into `dx`.
-    pub(super) fn write_input_gradient(&self, i: usize, dx: &mut [f32]) {
+    /// Writes image `i`'s input gradient `[cin, h, w]` into `dx`, every element, if
+    /// [`Backward::input_gradient`].
+    pub(super) fn write_input_gradient(&self, i: usize, dx: &mut [MaybeUninit<f32>]) {
         if let Some((plan, flipped)) = &self.input {
             plan.convolve(self.grads.image(i), flipped, None, dx);
         }

@@ -5,6 +5,8 @@
 //! `#[target_feature]` wrapper, chosen at run time by [`Isa::chosen`]; the intrinsics inline
 //! into the wrapper and the accumulators stay in registers.
 
+use std::mem::MaybeUninit;
+
 use super::{Frame, Plan, L};
 
 /// The vector instructions the kernels are compiled for (none off x86-64, where the caller
@@ -53,7 +55,13 @@ impl Isa {
 }
 
 /// [`Plan::convolve`] (arguments checked there).
-pub(super) fn convolve(p: &Plan, src: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+pub(super) fn convolve(
+    p: &Plan,
+    src: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
+) {
     // SAFETY: the instructions were detected at run time (`Isa::detect`).
     unsafe {
         match p.isa {
@@ -92,6 +100,8 @@ trait Lanes: Copy {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use std::mem::MaybeUninit;
 
     use super::{outer_products_of, tiles, Frame, Lanes, Plan};
 
@@ -152,7 +162,7 @@ mod x86 {
         src: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         unsafe { tiles::<Zmm, 8, 16>(p, src, w, bias, out) }
     }
@@ -163,7 +173,7 @@ mod x86 {
         src: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         unsafe { tiles::<Ymm2, 2, 4>(p, src, w, bias, out) }
     }
@@ -202,7 +212,7 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
     src: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let blocks = p.outs.div_ceil(L);
     let plane = p.out_size[0] * p.out_size[1];
@@ -235,7 +245,7 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
     for (o, out) in out.chunks_exact_mut(plane).enumerate().take(p.outs) {
         let block = &sums[o / L * plane * L..][..plane * L];
         for (d, &v) in out.iter_mut().zip(block.iter().skip(o % L).step_by(L)) {
-            *d = v;
+            d.write(v);
         }
     }
 }
