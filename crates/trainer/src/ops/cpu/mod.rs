@@ -36,6 +36,20 @@ use std::mem::MaybeUninit;
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+/// Compiles the function it wraps once for AVX-512, once for AVX2 with FMA and once for the
+/// baseline, and runs the widest this CPU supports (chosen at run time, through `multiversion`):
+/// the crate is built for baseline x86-64 (SSE2), and loops inside such functions vectorize
+/// for the wider instructions instead.
+macro_rules! vectorized {
+    ($function:item) => {
+        #[multiversion::multiversion(targets(
+            "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
+            "x86_64+avx2+fma"
+        ))]
+        $function
+    };
+}
+
 mod activation;
 mod conv;
 mod norm;
@@ -197,41 +211,34 @@ fn per_channel<T: Send>(channels: usize, f: impl Fn(usize) -> T + Sync + Send) -
     (0..channels).into_par_iter().map(f).collect()
 }
 
-/// For each `n < N`, `Σ f(n, a[i], b[i])` over the planes of channel `c` of NCHW data `a` and
-/// `b` of one shape (`hw` elements per plane): per plane one [`sum_f64`] per `n` (the plane
-/// stays in the L1 cache between them), the planes' sums added in batch order. Compiled like
-/// [`widest`].
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
-    "x86_64+avx2+fma"
-))]
-fn channel_sums<const N: usize>(
-    (a, b): (&[f32], &[f32]),
-    (channels, hw): (usize, usize),
-    c: usize,
-    f: impl Fn(usize, f32, f32) -> f32,
-) -> [f64; N] {
-    let mut total = [0.0f64; N];
-    for (a, b) in channel_planes(a, channels, hw, c).zip(channel_planes(b, channels, hw, c)) {
-        for (n, total) in total.iter_mut().enumerate() {
-            *total += sum_f64(a, b, |u, v| f(n, u, v));
+vectorized! {
+    /// For each `n < N`, `Σ f(n, a[i], b[i])` over the planes of channel `c` of NCHW data `a` and
+    /// `b` of one shape (`hw` elements per plane): per plane one [`sum_f64`] per `n` (the plane
+    /// stays in the L1 cache between them), the planes' sums added in batch order.
+    fn channel_sums<const N: usize>(
+        (a, b): (&[f32], &[f32]),
+        (channels, hw): (usize, usize),
+        c: usize,
+        f: impl Fn(usize, f32, f32) -> f32,
+    ) -> [f64; N] {
+        let mut total = [0.0f64; N];
+        for (a, b) in channel_planes(a, channels, hw, c).zip(channel_planes(b, channels, hw, c)) {
+            for (n, total) in total.iter_mut().enumerate() {
+                *total += sum_f64(a, b, |u, v| f(n, u, v));
+            }
         }
+        total
     }
-    total
 }
 
-/// Runs `work` compiled for the widest vector instructions this CPU has (AVX-512, or AVX2 with
-/// FMA), chosen at run time: the crate is built for baseline x86-64 (SSE2), and the loops of
-/// the plane kernels, inlined into this call, vectorize for those instead. Only where LLVM
-/// inlines `work`: a closure holding a whole loop is called from every version and may stay
-/// out of line (compiled for SSE2), so hot loops live in multiversioned functions of their
-/// own that take small per-element closures ([`fill`], [`channel_sums`]).
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
-    "x86_64+avx2+fma"
-))]
-fn widest<R>(work: impl FnOnce() -> R) -> R {
-    work()
+vectorized! {
+    /// Runs `work` compiled for the widest vector instructions this CPU has, where LLVM inlines
+    /// it: a closure holding a whole loop is called from every version and may stay out of line
+    /// (compiled for SSE2), so hot loops live in [`vectorized`] functions of their own that take
+    /// small per-element closures ([`fill`], [`channel_sums`]).
+    fn widest<R>(work: impl FnOnce() -> R) -> R {
+        work()
+    }
 }
 
 /// A new buffer of `len` elements made in parallel, planes of `hw` elements: each plane starts
@@ -293,18 +300,15 @@ fn append_planes_of<I: Iterator<Item = f32>>(
     unsafe { append_planes(data, len, hw, write) }
 }
 
-/// Writes `values` into `plane` in order, until either ends; how many were written. Compiled
-/// like [`widest`].
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma",
-    "x86_64+avx2+fma"
-))]
-fn fill(plane: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32>) -> usize {
-    plane
-        .iter_mut()
-        .zip(values)
-        .map(|(slot, v)| slot.write(v))
-        .count()
+vectorized! {
+    /// Writes `values` into `plane` in order, until either ends; how many were written.
+    fn fill(plane: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32>) -> usize {
+        plane
+            .iter_mut()
+            .zip(values)
+            .map(|(slot, v)| slot.write(v))
+            .count()
+    }
 }
 
 /// A new buffer of `len` elements whose planes of `hw` elements `write(p, plane)` fills in

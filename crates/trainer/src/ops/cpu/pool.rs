@@ -204,7 +204,7 @@ impl Pool {
         planes(win.planes * out, out, |p, y| {
             let plane = &x[p * hw..][..hw];
             if halves {
-                return self.halve(plane, win.w, y);
+                return halving::halve(self.kind, plane, win.w, y);
             }
             for (y, window) in y.iter_mut().zip(win.each()) {
                 *y = match self.kind {
@@ -226,7 +226,7 @@ impl Pool {
         planes(win.planes * hw, hw, |p, dx| {
             let plane = &x[p * hw..][..hw];
             if halves {
-                return self.halve_backward(&dy[p * out..][..out], plane, win.w, dx);
+                return halving::halve_backward(self.kind, &dy[p * out..][..out], plane, win.w, dx);
             }
             for (&g, window) in dy[p * out..][..out].iter().zip(win.each()) {
                 match self.kind {

@@ -71,7 +71,12 @@ struct Blocked {
 }
 
 impl Blocked {
-    fn of(x: &[f32], [batch, c, h, w]: [usize; 4], [top, bottom, left, right]: [usize; 4]) -> Self {
+    fn of(
+        isa: Isa,
+        x: &[f32],
+        [batch, c, h, w]: [usize; 4],
+        [top, bottom, left, right]: [usize; 4],
+    ) -> Self {
         let frame = Frame {
             blocks: c.div_ceil(L),
             height: h + top + bottom,
@@ -83,16 +88,7 @@ impl Blocked {
             let (image, first) = (i / frame.blocks, i % frame.blocks * L);
             let lanes = L.min(c - first);
             let channels = &x[(image * c + first) * h * w..][..lanes * h * w];
-            // Row by row, so the blocked row being filled (w x 16 lanes) stays in L1 while
-            // each channel's row is written into its lane.
-            for y in 0..h {
-                let dst = &mut plane[((y + top) * frame.width + left) * L..][..w * L];
-                for (lane, src) in channels.chunks_exact(h * w).enumerate() {
-                    for (pixel, &v) in dst.chunks_exact_mut(L).zip(&src[y * w..][..w]) {
-                        pixel[lane] = v;
-                    }
-                }
-            }
+            kernels::block(isa, (channels, lanes, [h, w]), plane, frame);
         });
         Blocked { data, frame }
     }
@@ -218,7 +214,7 @@ pub(super) fn forward(
     weight: &[f32],
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let src = Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding);
+    let src = Blocked::of(isa, x, [s.batch, s.cin, s.h, s.w], conv.padding);
     let weight = blocked_weight(weight, [s.cout, s.cin, s.kh, s.kw], false);
     let plan = Plan::of(isa, (conv, s), src.frame);
     let image = s.cout * s.n();
@@ -266,8 +262,8 @@ impl Backward {
             [0; 4]
         };
         let dims = [s.cout, s.cin, s.kh, s.kw];
-        let grads = Blocked::of(dy, [s.batch, s.cout, s.oh, s.ow], pad);
-        let src = weight.then(|| Blocked::of(x, [s.batch, s.cin, s.h, s.w], conv.padding));
+        let grads = Blocked::of(isa, dy, [s.batch, s.cout, s.oh, s.ow], pad);
+        let src = weight.then(|| Blocked::of(isa, x, [s.batch, s.cin, s.h, s.w], conv.padding));
         let plan = Plan::of(
             isa,
             (conv, s),

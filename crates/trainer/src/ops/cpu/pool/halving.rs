@@ -40,17 +40,18 @@ impl Pool {
             &x[(2 * oy + 1) * w..][..covered],
         )
     }
+}
 
+vectorized! {
     /// One plane's output `y[h/2, w/2]` from its input `x[h, w]`: loops with the kind decided
     /// outside them and no indexing, so they vectorize.
-    #[inline]
-    pub(super) fn halve(&self, x: &[f32], w: usize, y: &mut [f32]) {
+    pub(super) fn halve(kind: Kind, x: &[f32], w: usize, y: &mut [f32]) {
         for (oy, out) in y.chunks_exact_mut((w / 2).max(1)).enumerate() {
-            let (top, bottom) = Self::rows(x, w, oy);
+            let (top, bottom) = Pool::rows(x, w, oy);
             let windows = out
                 .iter_mut()
                 .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)));
-            match self.kind {
+            match kind {
                 Kind::Max => windows.for_each(|(o, (t, b))| {
                     *o = [t[1], b[0], b[1]]
                         .into_iter()
@@ -62,17 +63,18 @@ impl Pool {
             }
         }
     }
+}
 
+vectorized! {
     /// One plane's input gradient `dx[h, w]` (zeroed by the caller) from `dy[h/2, w/2]`.
-    #[inline]
-    pub(super) fn halve_backward(&self, dy: &[f32], x: &[f32], w: usize, dx: &mut [f32]) {
+    pub(super) fn halve_backward(kind: Kind, dy: &[f32], x: &[f32], w: usize, dx: &mut [f32]) {
         let covered = w / 2 * 2;
         for (oy, (grads, dx)) in dy
             .chunks_exact((w / 2).max(1))
             .zip(dx.chunks_exact_mut(2 * w.max(1)))
             .enumerate()
         {
-            let (top, bottom) = Self::rows(x, w, oy);
+            let (top, bottom) = Pool::rows(x, w, oy);
             let (dtop, dbottom) = dx.split_at_mut(w);
             let windows = grads.iter().zip(
                 top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(
@@ -81,7 +83,7 @@ impl Pool {
                         .zip(dbottom[..covered].chunks_exact_mut(2)),
                 ),
             );
-            match self.kind {
+            match kind {
                 Kind::Max => windows.for_each(|(&g, ((t, b), (dt, db)))| {
                     let arg = first_max([t[0], t[1], b[0], b[1]]);
                     let share = |k: usize| if arg == k { g } else { 0.0 };

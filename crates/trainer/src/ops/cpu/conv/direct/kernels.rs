@@ -86,6 +86,28 @@ pub(super) fn add_weight_gradient(p: &Plan, src: &[f32], dy: (&[f32], Frame), dw
     }
 }
 
+/// Writes `lanes` (1 to 16) channel planes `channels[lanes, h, w]` into a zero-filled blocked
+/// plane `dst` laid out in `frame`, one 16-lane pixel at a time (lanes past `lanes` stay zero).
+pub(super) fn block(
+    isa: Isa,
+    (channels, lanes, [h, w]): (&[f32], usize, [usize; 2]),
+    dst: &mut [f32],
+    frame: Frame,
+) {
+    assert!((1..=L).contains(&lanes) && channels.len() >= lanes * h * w);
+    assert!(h + frame.top <= frame.height && w + frame.left <= frame.width);
+    assert!(dst.len() >= frame.plane() && h * w * L <= i32::MAX as usize);
+    // SAFETY: as in `convolve`; the slices were checked above.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::block_avx512((channels, lanes, [h, w]), dst, frame),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::block_avx2((channels, lanes, [h, w]), dst, frame),
+        }
+    }
+}
+
 /// 16 f32 lanes held in registers.
 ///
 /// # Safety
@@ -95,6 +117,8 @@ trait Lanes: Copy {
     unsafe fn store(self, p: *mut f32);
     /// `self + x * w` in every lane, fused.
     unsafe fn add_product(self, x: f32, w: Self) -> Self;
+    /// `p[k * stride]` in lane `k` for `k < lanes`, zero in the other lanes.
+    unsafe fn gather(p: *const f32, stride: usize, lanes: usize) -> Self;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -103,7 +127,7 @@ mod x86 {
 
     use std::mem::MaybeUninit;
 
-    use super::{outer_products_of, tiles, Frame, Lanes, Plan};
+    use super::{blocked_pixels, outer_products_of, tiles, Frame, Lanes, Plan};
 
     /// One AVX-512 register.
     #[derive(Clone, Copy)]
@@ -121,6 +145,20 @@ mod x86 {
         #[inline(always)]
         unsafe fn add_product(self, x: f32, w: Self) -> Self {
             unsafe { Zmm(_mm512_fmadd_ps(_mm512_set1_ps(x), w.0, self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn gather(p: *const f32, stride: usize, lanes: usize) -> Self {
+            unsafe {
+                let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                let offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride as i32));
+                let mask = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(lanes as i32));
+                Zmm(_mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    mask,
+                    offsets,
+                    p.cast(),
+                ))
+            }
         }
     }
 
@@ -148,6 +186,26 @@ mod x86 {
                     _mm256_fmadd_ps(x, w.0, self.0),
                     _mm256_fmadd_ps(x, w.1, self.1),
                 )
+            }
+        }
+        #[inline(always)]
+        unsafe fn gather(p: *const f32, stride: usize, lanes: usize) -> Self {
+            unsafe {
+                let half = |first: i32| {
+                    let lane = _mm256_add_epi32(
+                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                        _mm256_set1_epi32(first),
+                    );
+                    let offsets = _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride as i32));
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane);
+                    _mm256_mask_i32gather_ps::<4>(
+                        _mm256_setzero_ps(),
+                        p.cast(),
+                        offsets,
+                        _mm256_castsi256_ps(mask),
+                    )
+                };
+                Ymm2(half(0), half(8))
             }
         }
     }
@@ -179,6 +237,24 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn block_avx512(
+        channels: (&[f32], usize, [usize; 2]),
+        dst: &mut [f32],
+        frame: Frame,
+    ) {
+        unsafe { blocked_pixels::<Zmm>(channels, dst, frame) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block_avx2(
+        channels: (&[f32], usize, [usize; 2]),
+        dst: &mut [f32],
+        frame: Frame,
+    ) {
+        unsafe { blocked_pixels::<Ymm2>(channels, dst, frame) }
+    }
+
+    #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn weight_gradient_avx512(
         p: &Plan,
         src: &[f32],
@@ -196,6 +272,27 @@ mod x86 {
         dw: &mut [f32],
     ) {
         unsafe { outer_products_of::<Ymm2, 4>(p, src, dy, dw) }
+    }
+}
+
+/// [`block`] (arguments checked there): each pixel's channels gathered into one vector.
+///
+/// # Safety
+/// `V`'s instructions are available.
+#[inline(always)]
+unsafe fn blocked_pixels<V: Lanes>(
+    (channels, lanes, [h, w]): (&[f32], usize, [usize; 2]),
+    dst: &mut [f32],
+    frame: Frame,
+) {
+    for y in 0..h {
+        let src = &channels[y * w..];
+        let row = &mut dst[((y + frame.top) * frame.width + frame.left) * L..][..w * L];
+        for (x, pixel) in row.chunks_exact_mut(L).enumerate() {
+            // SAFETY: lane k reads `src[x + k * h * w]`, k < lanes, inside the checked
+            // `channels`; the pixel holds 16 values.
+            unsafe { V::gather(src.as_ptr().add(x), h * w, lanes).store(pixel.as_mut_ptr()) };
+        }
     }
 }
 
@@ -242,10 +339,20 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
             }
         }
     }
+    // Out as NCHW: 16 pixels of one channel at a time, gathered from its lane of the block
+    // (the block's 16 pixels stay in the L1 cache for its 16 channels).
+    let full = plane / L * L;
     for (o, out) in out.chunks_exact_mut(plane).enumerate().take(p.outs) {
-        let block = &sums[o / L * plane * L..][..plane * L];
-        for (d, &v) in out.iter_mut().zip(block.iter().skip(o % L).step_by(L)) {
-            d.write(v);
+        let block = &sums[o / L * plane * L + o % L..][..(plane - 1) * L + 1];
+        for x in (0..full).step_by(L) {
+            // SAFETY: the gather reads `block[(x + k) * 16]`, k < 16, inside `block`, and
+            // `out` holds the 16 values written from `x`.
+            unsafe {
+                V::gather(block[x * L..].as_ptr(), L, L).store(out[x..x + L].as_mut_ptr().cast())
+            };
+        }
+        for x in full..plane {
+            out[x].write(block[x * L]);
         }
     }
 }
