@@ -22,7 +22,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::super::{planes, written_planes};
+use super::super::written_planes;
 use super::{Conv, Sizes};
 
 mod kernels;
@@ -84,12 +84,14 @@ impl Blocked {
             top,
             left,
         };
-        let data = planes(batch * frame.image(), frame.plane(), |i, plane| {
+        let write = |i: usize, plane: &mut [MaybeUninit<f32>]| {
             let (image, first) = (i / frame.blocks, i % frame.blocks * L);
             let lanes = L.min(c - first);
             let channels = &x[(image * c + first) * h * w..][..lanes * h * w];
             kernels::block(isa, (channels, lanes, [h, w]), plane, frame);
-        });
+        };
+        // SAFETY: `block` writes every element of its plane.
+        let data = unsafe { written_planes(batch * frame.image(), frame.plane(), write) };
         Blocked { data, frame }
     }
 

@@ -86,12 +86,13 @@ pub(super) fn add_weight_gradient(p: &Plan, src: &[f32], dy: (&[f32], Frame), dw
     }
 }
 
-/// Writes `lanes` (1 to 16) channel planes `channels[lanes, h, w]` into a zero-filled blocked
-/// plane `dst` laid out in `frame`, one 16-lane pixel at a time (lanes past `lanes` stay zero).
+/// Writes `lanes` (1 to 16) channel planes `channels[lanes, h, w]` as a blocked plane `dst`
+/// laid out in `frame`, one 16-lane pixel at a time, and zeros everywhere else (the padding
+/// around the image, the lanes past `lanes`): every element of `dst[..frame.plane()]`.
 pub(super) fn block(
     isa: Isa,
     (channels, lanes, [h, w]): (&[f32], usize, [usize; 2]),
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     frame: Frame,
 ) {
     assert!((1..=L).contains(&lanes) && channels.len() >= lanes * h * w);
@@ -239,7 +240,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn block_avx512(
         channels: (&[f32], usize, [usize; 2]),
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
         frame: Frame,
     ) {
         unsafe { blocked_pixels::<Zmm>(channels, dst, frame) }
@@ -248,7 +249,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn block_avx2(
         channels: (&[f32], usize, [usize; 2]),
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
         frame: Frame,
     ) {
         unsafe { blocked_pixels::<Ymm2>(channels, dst, frame) }
@@ -275,23 +276,38 @@ mod x86 {
     }
 }
 
-/// [`block`] (arguments checked there): each pixel's channels gathered into one vector.
+/// [`block`] (arguments checked there): each pixel's channels gathered into one vector, the
+/// padding rows and columns written as zeros (only they: zeroing the whole plane first wrote
+/// the image's pixels twice).
 ///
 /// # Safety
 /// `V`'s instructions are available.
 #[inline(always)]
 unsafe fn blocked_pixels<V: Lanes>(
     (channels, lanes, [h, w]): (&[f32], usize, [usize; 2]),
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     frame: Frame,
 ) {
-    for y in 0..h {
+    let zero = MaybeUninit::new(0.0);
+    for (row, dst) in dst[..frame.plane()]
+        .chunks_exact_mut(frame.width * L)
+        .enumerate()
+    {
+        let Some(y) = row.checked_sub(frame.top).filter(|&y| y < h) else {
+            dst.fill(zero);
+            continue;
+        };
+        let (left, rest) = dst.split_at_mut(frame.left * L);
+        let (pixels, right) = rest.split_at_mut(w * L);
+        left.fill(zero);
+        right.fill(zero);
         let src = &channels[y * w..];
-        let row = &mut dst[((y + frame.top) * frame.width + frame.left) * L..][..w * L];
-        for (x, pixel) in row.chunks_exact_mut(L).enumerate() {
+        for (x, pixel) in pixels.chunks_exact_mut(L).enumerate() {
             // SAFETY: lane k reads `src[x + k * h * w]`, k < lanes, inside the checked
             // `channels`; the pixel holds 16 values.
-            unsafe { V::gather(src.as_ptr().add(x), h * w, lanes).store(pixel.as_mut_ptr()) };
+            unsafe {
+                V::gather(src.as_ptr().add(x), h * w, lanes).store(pixel.as_mut_ptr().cast())
+            };
         }
     }
 }
