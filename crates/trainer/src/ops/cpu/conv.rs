@@ -410,23 +410,27 @@ impl ConvBackward {
         let unfolds =
             !(pointwise || depthwise) && (direct.is_none() || (self.input && !direct_input));
         let partials = over_ranges(s.batch, dx, per_image, |images, dx| {
-            let dx = match &direct {
-                Some(d) if direct_input => {
-                    for (j, i) in images.clone().enumerate() {
-                        d.write_input_gradient(i, &mut dx[j * image..][..image]);
-                    }
-                    // SAFETY: the direct kernel wrote each image's gradient in full.
-                    unsafe { assume_init(dx) }
-                }
-                // Summed into by the other paths.
-                _ => zeroed(dx),
-            };
             let mut dw = vec![0.0f32; dw_len];
             let mut db = vec![0.0f32; db_len];
             let mut col = vec![0.0f32; if unfolds { k * n } else { 0 }];
             let mut blocked_dw = match &direct {
                 Some(d) if self.weight => d.weight_gradient_buffer(),
                 _ => Vec::new(),
+            };
+            let mut loaded = direct::Loaded::default();
+            let dx = match &direct {
+                // Both gradients from each image's blocked operands while they are in cache.
+                Some(d) if direct_input => {
+                    for (j, i) in images.clone().enumerate() {
+                        d.load(i, &mut loaded);
+                        d.write_input_gradient(&loaded, &mut dx[j * image..][..image]);
+                        d.add_weight_gradient(&loaded, &mut blocked_dw);
+                    }
+                    // SAFETY: the direct kernel wrote each image's gradient in full.
+                    unsafe { assume_init(dx) }
+                }
+                // Summed into by the other paths.
+                _ => zeroed(dx),
             };
             for (j, i) in images.enumerate() {
                 let dyi = &dy[i * s.cout * n..][..s.cout * n];
@@ -442,8 +446,9 @@ impl ConvBackward {
                     conv.depthwise_backward((s, &taps), dyi, xi, weight, dwi, dxi);
                     continue;
                 }
-                if let Some(d) = &direct {
-                    d.add_weight_gradient(i, &mut blocked_dw);
+                if let Some(d) = direct.as_ref().filter(|_| self.weight && !direct_input) {
+                    d.load(i, &mut loaded);
+                    d.add_weight_gradient(&loaded, &mut blocked_dw);
                 }
                 for group in 0..g {
                     let dyg = Operand::rows(&dyi[group * mg * n..][..mg * n], n);
