@@ -6,6 +6,7 @@ use arch_space::lang::{Activation, Padding};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use trainer::ops::cpu::{batch_norm_train_traced, Rectifier};
 use trainer::ops::{ConvGeometry, Kernels, PoolGeometry};
 
 mod common;
@@ -256,6 +257,52 @@ fn batch_norm_in_training_matches_candle() {
         let (_, mean_ref, var_ref) = norm(Kernels::Candle, &inputs);
         assert_close(&format!("{what}: mean"), &mean, &mean_ref);
         assert_close(&format!("{what}: variance"), &var, &var_ref);
+    }
+}
+
+/// The traced network's BatchNorm with the rectifier that follows it fused into its pass
+/// (forward, and the backward pass that finds the kink again from the normalized value), against
+/// candle's BatchNorm and activation one after the other.
+#[test]
+fn batch_norm_fused_with_a_rectifier_matches_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    for case in 0..30 {
+        let shape = random_nchw(&mut rng, 1..12);
+        let c = shape[1];
+        let x = (random(&mut rng, &shape) * 3.0).unwrap();
+        // Scaled so that ReLU6's upper kink is reached too.
+        let (w, b) = (
+            (random(&mut rng, &[c]) * 4.0).unwrap(),
+            random(&mut rng, &[c]),
+        );
+        let a = match case % 3 {
+            0 => Activation::Relu,
+            1 => Activation::Relu6,
+            _ => Activation::LeakyRelu {
+                negative_slope: rng.random_range(0.01..0.5),
+            },
+        };
+        let rectifier = Rectifier::of(&a).expect("a native rectifier");
+        let what = format!("case {case}: {a:?}, input {shape:?}");
+        let dy = random(&mut rng, &shape);
+        let traced = batch_norm_train_traced(&x, Some(&w), Some(&b), 1e-5, Some(rectifier))
+            .unwrap()
+            .0;
+        let grads = traced.gradients(&[true; 3], &dy).unwrap();
+        let vars = [&x, &w, &b].map(|t| Var::from_tensor(t).unwrap());
+        let [xv, wv, bv] = vars.each_ref().map(|v| v.as_tensor());
+        let normalized = Kernels::Candle
+            .batch_norm_train(xv, Some(wv), Some(bv), 1e-5)
+            .unwrap()
+            .0;
+        let y = Kernels::Candle.activation(&normalized, &a).unwrap();
+        let reference = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_close(&format!("{what}: output"), &traced.output, &y);
+        for (i, (ours, var)) in grads.iter().zip(&vars).enumerate() {
+            let ours = ours.as_ref().expect("a gradient");
+            let theirs = reference.get(var).expect("a gradient");
+            assert_close(&format!("{what}: gradient of input {i}"), ours, theirs);
+        }
     }
 }
 

@@ -14,28 +14,107 @@ use super::{
     bwd_through_gradients, data, expect_gradient, planes_of, unary_gradients, Gradients, Traced,
 };
 
-/// Expands `$body` once per rectifier kind, with `$r` bound to that kind, so each expansion
-/// inlines [`Rectifier::value`] and [`Rectifier::gradient`] into straight-line arithmetic (and
-/// the loops around them vectorize) instead of matching the kind per element.
+/// Expands `$body` once per rectifier kind, with `$r` bound to that kind's own type (see
+/// [`kinds`]), so each expansion inlines its `value` and `gradient` into straight-line
+/// arithmetic (and the loops around them vectorize) instead of matching the kind per element.
+/// A closure that captured a [`Rectifier`] would carry the kind as data into the loops it is
+/// passed to, which then test it per element and stay scalar.
 macro_rules! per_kind {
     ($rectifier:expr, |$r:ident| $body:expr) => {
         match $rectifier {
             Rectifier::Relu => {
-                let $r = Rectifier::Relu;
+                let $r = $crate::ops::cpu::activation::kinds::Relu;
                 $body
             }
             Rectifier::Relu6 => {
-                let $r = Rectifier::Relu6;
+                let $r = $crate::ops::cpu::activation::kinds::Relu6;
                 $body
             }
             Rectifier::LeakyRelu(slope) => {
-                let $r = Rectifier::LeakyRelu(slope);
+                let $r = $crate::ops::cpu::activation::kinds::LeakyRelu(slope);
                 $body
             }
         }
     };
 }
 pub(super) use per_kind;
+
+/// One type per rectifier kind, for [`per_kind`].
+pub(super) mod kinds {
+    /// `ReLU()`.
+    #[derive(Clone, Copy)]
+    pub struct Relu;
+
+    /// `ReLU6()`.
+    #[derive(Clone, Copy)]
+    pub struct Relu6;
+
+    /// `LeakyReLU(negative_slope)`.
+    #[derive(Clone, Copy)]
+    pub struct LeakyRelu(pub f32);
+
+    impl Relu {
+        /// The rectified value of `v`.
+        #[inline(always)]
+        pub fn value(self, v: f32) -> f32 {
+            if v < 0.0 {
+                0.0
+            } else {
+                v
+            }
+        }
+
+        /// `g` times the slope at `v`, the flat side at the kink.
+        #[inline(always)]
+        pub fn gradient(self, g: f32, v: f32) -> f32 {
+            if v <= 0.0 {
+                0.0
+            } else {
+                g
+            }
+        }
+    }
+
+    impl Relu6 {
+        /// The rectified value of `v`.
+        #[inline(always)]
+        pub fn value(self, v: f32) -> f32 {
+            v.clamp(0.0, 6.0)
+        }
+
+        /// `g` times the slope at `v`, the flat sides at the kinks.
+        #[inline(always)]
+        pub fn gradient(self, g: f32, v: f32) -> f32 {
+            if v <= 0.0 || v >= 6.0 {
+                0.0
+            } else {
+                g
+            }
+        }
+    }
+
+    impl LeakyRelu {
+        /// The rectified value of `v`.
+        #[inline(always)]
+        pub fn value(self, v: f32) -> f32 {
+            if v < 0.0 {
+                v * self.0
+            } else {
+                v
+            }
+        }
+
+        /// `g` times the slope at `v`, the negative side's at the kink.
+        #[inline(always)]
+        pub fn gradient(self, g: f32, v: f32) -> f32 {
+            if v > 0.0 {
+                g
+            } else {
+                g * self.0
+            }
+        }
+    }
+}
 
 /// A rectifier with a native kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,56 +137,6 @@ impl Rectifier {
                 Some(Rectifier::LeakyRelu(*negative_slope as f32))
             }
             _ => None,
-        }
-    }
-
-    /// The rectified value of `v`.
-    #[inline]
-    pub(super) fn value(self, v: f32) -> f32 {
-        match self {
-            Rectifier::Relu => {
-                if v < 0.0 {
-                    0.0
-                } else {
-                    v
-                }
-            }
-            Rectifier::Relu6 => v.clamp(0.0, 6.0),
-            Rectifier::LeakyRelu(slope) => {
-                if v < 0.0 {
-                    v * slope
-                } else {
-                    v
-                }
-            }
-        }
-    }
-
-    /// `g` times the slope at `v`, the flat side at a kink.
-    #[inline]
-    pub(super) fn gradient(self, g: f32, v: f32) -> f32 {
-        match self {
-            Rectifier::Relu => {
-                if v <= 0.0 {
-                    0.0
-                } else {
-                    g
-                }
-            }
-            Rectifier::Relu6 => {
-                if v <= 0.0 || v >= 6.0 {
-                    0.0
-                } else {
-                    g
-                }
-            }
-            Rectifier::LeakyRelu(slope) => {
-                if v > 0.0 {
-                    g
-                } else {
-                    g * slope
-                }
-            }
         }
     }
 

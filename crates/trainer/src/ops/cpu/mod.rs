@@ -222,9 +222,10 @@ vectorized! {
         f: impl Fn(usize, f32, f32) -> f32,
     ) -> [f64; N] {
         let mut total = [0.0f64; N];
+        let mut values = [0.0f32; SUM_BLOCK];
         for (a, b) in channel_planes(a, channels, hw, c).zip(channel_planes(b, channels, hw, c)) {
             for (n, total) in total.iter_mut().enumerate() {
-                *total += sum_f64(a, b, |u, v| f(n, u, v));
+                *total += sum_f64(a, b, |u, v| f(n, u, v), &mut values);
             }
         }
         total
@@ -349,26 +350,34 @@ unsafe fn append_planes(
     unsafe { data.set_len(data.len() + len) };
 }
 
-/// `Σ f(a[i], b[i])` over two slices of equal length, in a fixed order: sixteen f32 partial
-/// sums (so the loop vectorizes) over blocks of 1,024 elements, the blocks added in f64, so
-/// rounding stays at the scale of a block's sum.
+/// Elements per block of [`sum_f64`].
+const SUM_BLOCK: usize = 1024;
+
+/// `Σ f(a[i], b[i])` over two slices of equal length, in a fixed order: over blocks of
+/// [`SUM_BLOCK`] elements, each block's values written out to `values` first (a plain map,
+/// which vectorizes whatever `f` does, a rectifier's select included) and then summed in
+/// sixteen f32 partial sums; the blocks added in f64, so rounding stays at the scale of a
+/// block's sum.
 #[inline(always)]
-fn sum_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+fn sum_f64(
+    a: &[f32],
+    b: &[f32],
+    f: impl Fn(f32, f32) -> f32,
+    values: &mut [f32; SUM_BLOCK],
+) -> f64 {
     const LANES: usize = 16;
-    const BLOCK: usize = 1024;
     let mut total = 0.0f64;
-    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
-        let (a, b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let tail: f32 = a
-            .remainder()
-            .iter()
-            .zip(b.remainder())
-            .map(|(&u, &v)| f(u, v))
-            .sum();
+    for (a, b) in a.chunks(SUM_BLOCK).zip(b.chunks(SUM_BLOCK)) {
+        let values = &mut values[..a.len()];
+        for ((value, &u), &v) in values.iter_mut().zip(a).zip(b) {
+            *value = f(u, v);
+        }
+        let chunks = values.chunks_exact(LANES);
+        let tail: f32 = chunks.remainder().iter().sum();
         let mut lanes = [0.0f32; LANES];
-        for (u, v) in a.zip(b) {
-            for (lane, (&u, &v)) in lanes.iter_mut().zip(u.iter().zip(v)) {
-                *lane += f(u, v);
+        for chunk in chunks {
+            for (lane, &value) in lanes.iter_mut().zip(chunk) {
+                *lane += value;
             }
         }
         total += f64::from(lanes.iter().sum::<f32>() + tail);
