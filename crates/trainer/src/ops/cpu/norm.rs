@@ -14,8 +14,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 
 use super::{
     activation::{per_kind, Rectifier},
-    append_planes_of, bwd_through_gradients, channel_sums, data, expect_gradient, per_channel,
-    planes_of, unpack, Gradients, Traced,
+    append_planes_of, bwd_through_gradients, channel_sums, data, expect_gradient, planes_of,
+    unpack, Gradients, Traced,
 };
 
 /// Batch normalization with batch statistics (training) on the CPU; returns the output and the
@@ -215,14 +215,17 @@ impl CustomOp3 for BatchNormTrain {
         let (channels, hw) = dims(xl, &[wl, bl])?;
         let (x, w, b) = (data(x, xl)?, data(w, wl)?, data(b, bl)?);
         let m = (x.len() / channels.max(1)) as f64;
-        let moments = per_channel(channels, |c| {
-            let [sum] = channel_sums((x, x), (channels, hw), c, |_, v, _| v);
-            let mean = sum / m;
-            let center = mean as f32;
-            let squares = |_, v: f32, _| (v - center) * (v - center);
-            let [squares] = channel_sums((x, x), (channels, hw), c, squares);
-            (mean, squares / m)
+        let sums = channel_sums((x, x), (channels, hw), |_| |_, v, _| v);
+        let means: Vec<f32> = sums.iter().map(|&[sum]| (sum / m) as f32).collect();
+        let squares = channel_sums((x, x), (channels, hw), |c| {
+            let center = means[c];
+            move |_, v: f32, _| (v - center) * (v - center)
         });
+        let moments: Vec<(f64, f64)> = sums
+            .iter()
+            .zip(squares)
+            .map(|(&[sum], [squares])| (sum / m, squares / m))
+            .collect();
         let invstd: Vec<f64> = moments
             .iter()
             .map(|&(_, var)| (var + self.eps).sqrt().recip())
@@ -366,18 +369,20 @@ impl AffineBackward {
         let m = (x.len() / channels.max(1)) as f64;
         // Per channel: Σ dy and Σ dy * (x - center).
         let sums: Vec<(f64, f64)> = if self.invstd.is_some() || first || second {
-            per_channel(channels, |c| {
+            channel_sums((dy, x), (channels, hw), |c| {
                 let (center, reach) = (self.center[c], through(c));
-                let [s1, s2] = channel_sums((dy, x), (channels, hw), c, move |n, g, v| {
+                move |n, g, v| {
                     let reaching = reach(g, v);
                     if n == 0 {
                         reaching
                     } else {
                         reaching * (v - center)
                     }
-                });
-                (s1, s2)
+                }
             })
+            .into_iter()
+            .map(|[s1, s2]| (s1, s2))
+            .collect()
         } else {
             Vec::new()
         };
