@@ -54,6 +54,12 @@ impl Isa {
     }
 }
 
+thread_local! {
+    /// The blocked sums of the image a thread convolves, kept from image to image: the first
+    /// input block's pass writes every sum, so the buffer is never zeroed.
+    static SUMS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// [`Plan::convolve`] (arguments checked there).
 pub(super) fn convolve(
     p: &Plan,
@@ -62,15 +68,22 @@ pub(super) fn convolve(
     bias: Option<&[f32]>,
     out: &mut [MaybeUninit<f32>],
 ) {
-    // SAFETY: the instructions were detected at run time (`Isa::detect`).
-    unsafe {
-        match p.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::convolve_avx512(p, src, w, bias, out),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::convolve_avx2(p, src, w, bias, out),
+    let len = p.outs.div_ceil(L) * p.out_plane() * L;
+    SUMS.with_borrow_mut(|sums| {
+        if sums.len() < len {
+            sums.resize(len, 0.0);
         }
-    }
+        let sums = &mut sums[..len];
+        // SAFETY: the instructions were detected at run time (`Isa::detect`).
+        unsafe {
+            match p.isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => x86::convolve_avx512(p, src, w, bias, (sums, out)),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => x86::convolve_avx2(p, src, w, bias, (sums, out)),
+            }
+        }
+    })
 }
 
 /// [`Plan::add_weight_gradient`] (arguments checked there).
@@ -221,9 +234,9 @@ mod x86 {
         src: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
-        out: &mut [MaybeUninit<f32>],
+        sums_out: (&mut [f32], &mut [MaybeUninit<f32>]),
     ) {
-        unsafe { tiles::<Zmm, 8, 16>(p, src, w, bias, out) }
+        unsafe { tiles::<Zmm, 8, 16>(p, src, w, bias, sums_out) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -232,9 +245,9 @@ mod x86 {
         src: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
-        out: &mut [MaybeUninit<f32>],
+        sums_out: (&mut [f32], &mut [MaybeUninit<f32>]),
     ) {
-        unsafe { tiles::<Ymm2, 2, 4>(p, src, w, bias, out) }
+        unsafe { tiles::<Ymm2, 2, 4>(p, src, w, bias, sums_out) }
     }
 
     #[target_feature(enable = "avx512f,fma")]
@@ -313,9 +326,9 @@ unsafe fn blocked_pixels<V: Lanes>(
 }
 
 /// [`Plan::convolve`]: pairs of output blocks in tiles of `P` pixels, a last odd block in tiles
-/// of `S` pixels, summed in a blocked scratch `[blocks, oh, ow, 16]` one input block at a time
+/// of `S` pixels, summed in `sums`, blocked `[blocks, oh, ow, 16]`, one input block at a time
 /// (so the weights in use, `B x kh x kw x 16 x 16`, stay in the L1 cache), then written out
-/// as NCHW.
+/// as NCHW. The first input block's pass starts from the bias (or zeros) and writes every sum.
 ///
 /// # Safety
 /// `V`'s instructions are available; the slices are as long as [`Plan::convolve`] checks.
@@ -325,17 +338,15 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
     src: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [MaybeUninit<f32>],
+    (sums, out): (&mut [f32], &mut [MaybeUninit<f32>]),
 ) {
     let blocks = p.outs.div_ceil(L);
     let plane = p.out_size[0] * p.out_size[1];
-    let mut sums = vec![0.0f32; blocks * plane * L];
-    if let Some(b) = bias {
-        for (o, &b) in b.iter().enumerate().take(p.outs) {
-            let block = &mut sums[o / L * plane * L..][..plane * L];
-            block.iter_mut().skip(o % L).step_by(L).for_each(|s| *s = b);
-        }
-    }
+    let sums = &mut sums[..blocks * plane * L];
+    // The bias of every output channel, zeros past the last.
+    let starts: Vec<f32> = (0..blocks * L)
+        .map(|o| bias.and_then(|b| b.get(o)).copied().unwrap_or(0.0))
+        .collect();
     // Where each tap reads, from a tile's first pixel (in bounds: `Plan::convolve` checked
     // that the frame holds the last pixel of the last tap).
     let (width, d) = (p.src.width, p.dilation);
@@ -344,14 +355,19 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
         .collect();
     let pairs = blocks / 2 * 2;
     for (cb, src) in src.chunks_exact(p.src.plane()).enumerate() {
-        let src = (src, cb, &offsets[..]);
+        let pass = Pass {
+            src,
+            block: cb,
+            offsets: &offsets,
+            starts: &starts,
+        };
         // SAFETY: forwarded.
         unsafe {
             for block in (0..pairs).step_by(2) {
-                rows::<V, 2, P>(p, src, w, block, &mut sums);
+                rows::<V, 2, P>(p, pass, w, block, sums);
             }
             if pairs < blocks {
-                rows::<V, 1, S>(p, src, w, pairs, &mut sums);
+                rows::<V, 1, S>(p, pass, w, pairs, sums);
             }
         }
     }
@@ -373,6 +389,20 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
     }
 }
 
+/// One input block's pass over an image's output sums.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    /// The input block's blocked plane.
+    src: &'a [f32],
+    /// Its index.
+    block: usize,
+    /// Where each tap reads, from a pixel.
+    offsets: &'a [usize],
+    /// Every output channel's starting sum (its bias, or zero), where the first input
+    /// block's pass starts instead of from the sums.
+    starts: &'a [f32],
+}
+
 /// [`rows_at`] with the horizontal stride a compile-time constant where it is 1 or 2.
 ///
 /// # Safety
@@ -380,7 +410,7 @@ unsafe fn tiles<V: Lanes, const P: usize, const S: usize>(
 #[inline(always)]
 unsafe fn rows<V: Lanes, const B: usize, const T: usize>(
     p: &Plan,
-    src: (&[f32], usize, &[usize]),
+    pass: Pass,
     w: &[f32],
     first: usize,
     sums: &mut [f32],
@@ -388,28 +418,29 @@ unsafe fn rows<V: Lanes, const B: usize, const T: usize>(
     // SAFETY: forwarded.
     unsafe {
         match p.stride[1] {
-            1 => rows_at::<V, B, T, 1>(p, src, w, first, sums),
-            2 => rows_at::<V, B, T, 2>(p, src, w, first, sums),
-            _ => rows_at::<V, B, T, 0>(p, src, w, first, sums),
+            1 => rows_at::<V, B, T, 1>(p, pass, w, first, sums),
+            2 => rows_at::<V, B, T, 2>(p, pass, w, first, sums),
+            _ => rows_at::<V, B, T, 0>(p, pass, w, first, sums),
         }
     }
 }
 
-/// Adds input block `cb`'s share to every output row of blocks `first..first + B` of `sums`,
-/// in tiles of `T` pixels, then 4, then 1; `offsets` are the taps' distances from a pixel;
-/// `SX` is the horizontal stride if known when compiling (pixel offsets become constants),
-/// else 0.
+/// Adds one input block's share (`pass`) to every output row of blocks `first..first + B` of
+/// `sums`, in tiles of `T` pixels, then 4, then 1; `SX` is the horizontal stride if known when
+/// compiling (pixel offsets become constants), else 0.
 ///
 /// # Safety
 /// As [`tiles`].
 #[inline(always)]
 unsafe fn rows_at<V: Lanes, const B: usize, const T: usize, const SX: usize>(
     p: &Plan,
-    (src, cb, offsets): (&[f32], usize, &[usize]),
+    pass: Pass,
     w: &[f32],
     first: usize,
     sums: &mut [f32],
 ) {
+    let (src, cb, offsets) = (pass.src, pass.block, pass.offsets);
+    let start = (cb == 0).then(|| &pass.starts[first * L..][..B * L]);
     let [oh, ow] = p.out_size;
     let tap_len = p.kernel[0] * p.kernel[1] * L * L;
     let taps: [&[f32]; B] =
@@ -421,15 +452,15 @@ unsafe fn rows_at<V: Lanes, const B: usize, const T: usize, const SX: usize>(
         // SAFETY: forwarded.
         unsafe {
             while ox + T <= ow {
-                tile::<V, B, T, SX>(p, (row, offsets), taps, (oy, ox), sums);
+                tile::<V, B, T, SX>(p, (row, offsets), taps, (oy, ox), (start, sums));
                 ox += T;
             }
             while T > 4 && ox + 4 <= ow {
-                tile::<V, B, 4, SX>(p, (row, offsets), taps, (oy, ox), sums);
+                tile::<V, B, 4, SX>(p, (row, offsets), taps, (oy, ox), (start, sums));
                 ox += 4;
             }
             while ox < ow {
-                tile::<V, B, 1, SX>(p, (row, offsets), taps, (oy, ox), sums);
+                tile::<V, B, 1, SX>(p, (row, offsets), taps, (oy, ox), (start, sums));
                 ox += 1;
             }
         }
@@ -437,7 +468,8 @@ unsafe fn rows_at<V: Lanes, const B: usize, const T: usize, const SX: usize>(
 }
 
 /// Adds one input block's share to output pixels `(oy, ox..ox + T)` of `B` blocks of 16
-/// output channels: `B x T` vectors of accumulators; per input channel and tap, `B` weight
+/// output channels: `B x T` vectors of accumulators, started from the sums or, given `start`
+/// (the blocks' `B x 16` starting values), from those; per input channel and tap, `B` weight
 /// vectors loaded and `T` pixels broadcast. `row` starts at the first input row the output
 /// row reads, `offsets` are the taps' distances from a pixel.
 ///
@@ -450,7 +482,7 @@ unsafe fn tile<V: Lanes, const B: usize, const T: usize, const SX: usize>(
     (row, offsets): (&[f32], &[usize]),
     taps: [&[f32]; B],
     (oy, ox): (usize, usize),
-    sums: &mut [f32],
+    (start, sums): (Option<&[f32]>, &mut [f32]),
 ) {
     let step = if SX > 0 { SX } else { p.stride[1] } * L;
     let out_plane = p.out_size[0] * p.out_size[1] * L;
@@ -460,7 +492,14 @@ unsafe fn tile<V: Lanes, const B: usize, const T: usize, const SX: usize>(
     unsafe {
         let outs: [*mut f32; B] =
             std::array::from_fn(|b| sums[b * out_plane + at..][..T * L].as_mut_ptr());
-        let mut acc: [[V; B]; T] = std::array::from_fn(|t| outs.map(|out| V::load(out.add(t * L))));
+        // Pixel t's accumulators load from `from[b] + t * stride`: the sums, or the starting
+        // values (the same for every pixel).
+        let (from, stride): ([*const f32; B], usize) = match start {
+            Some(start) => (std::array::from_fn(|b| start[b * L..][..L].as_ptr()), 0),
+            None => (outs.map(|out| out.cast_const()), L),
+        };
+        let mut acc: [[V; B]; T] =
+            std::array::from_fn(|t| from.map(|from| V::load(from.add(t * stride))));
         let first = row.as_ptr().add(ox * step);
         let taps = taps.map(|t| t[..offsets.len() * L * L].as_ptr());
         for (tap, &offset) in offsets.iter().enumerate() {
