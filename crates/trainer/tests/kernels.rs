@@ -6,7 +6,7 @@ use arch_space::lang::{Activation, Padding};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainer::ops::cpu::{batch_norm_train_traced, Rectifier};
+use trainer::ops::cpu::{batch_norm_train_traced, conv2d_traced, Rectifier};
 use trainer::ops::{ConvGeometry, Kernels, PoolGeometry};
 
 mod common;
@@ -165,6 +165,62 @@ fn blocked_convolutions_match_candle() {
             &[case % 7 != 3, true, true],
             |k, t| k.conv2d(&t[0], &t[1], Some(&t[2]), &g).unwrap(),
         );
+    }
+}
+
+/// A convolution that rectifies its input as it reads it (the traced network's rectifier then
+/// convolution), on every path (direct, direct forward with an im2col input gradient,
+/// pointwise, im2col, depthwise, grouped) and every rectifier, against candle's activation and
+/// convolution one after the other.
+#[test]
+fn convolutions_of_a_rectified_input_match_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let cases = [
+        (16, 16, 3, 1, Padding::Same, 1),
+        (16, 32, 3, 2, Padding::Explicit([1, 1]), 1),
+        (16, 16, 1, 1, Padding::Valid, 1),
+        (4, 6, 3, 1, Padding::Same, 1),
+        (8, 8, 3, 1, Padding::Same, 8),
+        (6, 9, 3, 2, Padding::Valid, 3),
+    ];
+    for (case, (cin, cout, k, stride, padding, groups)) in cases.into_iter().enumerate() {
+        for a in [
+            Activation::Relu,
+            Activation::Relu6,
+            Activation::LeakyRelu {
+                negative_slope: 0.2,
+            },
+        ] {
+            let g = ConvGeometry {
+                kernel: [k, k],
+                stride: [stride, stride],
+                padding,
+                dilation: 1,
+                groups,
+            };
+            let batch = rng.random_range(1..4);
+            let x = (random(&mut rng, &[batch, cin, 9, 11]) * 4.0).unwrap();
+            let w = random(&mut rng, &[cout, cin / groups, k, k]);
+            let b = random(&mut rng, &[cout]);
+            let rectifier = Rectifier::of(&a).expect("a native rectifier");
+            let traced = conv2d_traced(&x, &w, Some(&b), &g, Some(rectifier)).unwrap();
+            let dy = random(&mut rng, traced.output.dims());
+            let grads = traced.gradients(&[true; 3], &dy).unwrap();
+            let vars = [&x, &w, &b].map(|t| Var::from_tensor(t).unwrap());
+            let [xv, wv, bv] = vars.each_ref().map(|v| v.as_tensor());
+            let rectified = Kernels::Candle.activation(xv, &a).unwrap();
+            let y = Kernels::Candle
+                .conv2d(&rectified, wv, Some(bv), &g)
+                .unwrap();
+            let reference = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+            let what = format!("case {case}: {a:?}, {g:?}, input {:?}", x.dims());
+            assert_close(&format!("{what}: output"), &traced.output, &y);
+            for (i, (ours, var)) in grads.iter().zip(&vars).enumerate() {
+                let ours = ours.as_ref().expect("a gradient");
+                let theirs = reference.get(var).expect("a gradient");
+                assert_close(&format!("{what}: gradient of input {i}"), ours, theirs);
+            }
+        }
     }
 }
 

@@ -187,18 +187,7 @@ impl Block {
         tape: &mut Tape,
     ) -> Result<(Tensor, ValueId)> {
         match self {
-            Block::Conv {
-                weight,
-                bias,
-                geometry,
-            } => {
-                let bias_tensor = optional(bias, true);
-                let traced =
-                    cpu::conv2d_traced(x, weight.as_tensor(), bias_tensor.as_ref(), geometry)?;
-                let mut args = vec![Arg::Value(id), Arg::Param(weight.clone())];
-                args.extend(bias.clone().map(Arg::Param));
-                Ok(tape.native(traced, args))
-            }
+            Block::Conv { .. } => self.conv_traced(x, id, None, tape),
             Block::BatchNorm { .. } => self.batch_norm_traced(x, id, None, tape),
             Block::MaxPool(g) => {
                 Ok(tape.native(cpu::pool2d_traced(x, g, None)?, vec![Arg::Value(id)]))
@@ -221,11 +210,17 @@ impl Block {
                 let (mut h, mut v) = (x.clone(), id);
                 let mut rest = &items[..];
                 while let Some((block, after)) = rest.split_first() {
-                    // BatchNorm then a rectifier: one pass each way.
-                    let fused = after.first().and_then(Block::rectifier);
-                    (h, v, rest) = match (block, fused) {
-                        (Block::BatchNorm { .. }, Some(r)) => {
+                    // BatchNorm then a rectifier: one pass each way; a rectifier then a
+                    // convolution: the rectified input is never stored.
+                    let next = after.first();
+                    let fused = next.and_then(Block::rectifier);
+                    (h, v, rest) = match (block, fused, block.rectifier(), next) {
+                        (Block::BatchNorm { .. }, Some(r), _, _) => {
                             let (h, v) = block.batch_norm_traced(&h, v, Some(r), tape)?;
+                            (h, v, &after[1..])
+                        }
+                        (_, _, Some(r), Some(conv @ Block::Conv { .. })) => {
+                            let (h, v) = conv.conv_traced(&h, v, Some(r), tape)?;
                             (h, v, &after[1..])
                         }
                         _ => {
@@ -272,6 +267,35 @@ impl Block {
             Block::Activation(a) => Rectifier::of(a),
             _ => None,
         }
+    }
+
+    /// A convolution block, of `before(x)` if a rectifier is given (in the same op).
+    fn conv_traced(
+        &self,
+        x: &Tensor,
+        id: ValueId,
+        before: Option<Rectifier>,
+        tape: &mut Tape,
+    ) -> Result<(Tensor, ValueId)> {
+        let Block::Conv {
+            weight,
+            bias,
+            geometry,
+        } = self
+        else {
+            candle_core::bail!("conv_traced on another block")
+        };
+        let bias_tensor = optional(bias, true);
+        let traced = cpu::conv2d_traced(
+            x,
+            weight.as_tensor(),
+            bias_tensor.as_ref(),
+            geometry,
+            before,
+        )?;
+        let mut args = vec![Arg::Value(id), Arg::Param(weight.clone())];
+        args.extend(bias.clone().map(Arg::Param));
+        Ok(tape.native(traced, args))
     }
 
     /// A BatchNorm block in training, optionally followed by rectifier `then` in the same op;

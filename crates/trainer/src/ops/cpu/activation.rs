@@ -11,7 +11,8 @@ use arch_space::lang::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::{
-    bwd_through_gradients, data, expect_gradient, planes_of, unary_gradients, Gradients, Traced,
+    bwd_through_gradients, data, expect_gradient, planes_of, unary_gradients, update, Gradients,
+    Traced,
 };
 
 /// Expands `$body` once per rectifier kind, with `$r` bound to that kind's own type (see
@@ -141,13 +142,24 @@ impl Rectifier {
     }
 
     /// The rectified values.
-    fn forward(self, x: &[f32]) -> Vec<f32> {
+    pub(super) fn forward(self, x: &[f32]) -> Vec<f32> {
         per_kind!(self, |r| map(x, x, move |v, _| r.value(v)))
     }
 
     /// The input gradient from the output gradient `dy` and the input `x`.
     fn backward(self, dy: &[f32], x: &[f32]) -> Vec<f32> {
         per_kind!(self, |r| map(dy, x, move |g, v| r.gradient(g, v)))
+    }
+
+    /// Rectifies `values` in place (serially: for data a kernel is about to read).
+    pub(super) fn apply_in_place(self, values: &mut [f32]) {
+        per_kind!(self, |r| update(values, &[], move |v, _| r.value(v)))
+    }
+
+    /// Turns the gradient `dx` of the rectified values into that of their inputs `x`, in
+    /// place (serially).
+    pub(super) fn gradient_in_place(self, dx: &mut [f32], x: &[f32]) {
+        per_kind!(self, |r| update(dx, x, move |g, v| r.gradient(g, v)))
     }
 }
 

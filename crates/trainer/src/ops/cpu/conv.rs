@@ -25,7 +25,7 @@ mod direct;
 
 use super::{
     assume_init, bwd_through_gradients, data, expect_gradient, gemm, over_ranges, sum_in_order,
-    unpack, zeroed, Gradients, Operand, Traced,
+    unpack, zeroed, Gradients, Operand, Rectifier, Traced,
 };
 use crate::ops::ConvGeometry;
 
@@ -44,14 +44,19 @@ pub fn conv2d(
     }
 }
 
-/// [`conv2d`] outside candle's graph; inputs `[x, weight, bias?]`.
+/// [`conv2d`] outside candle's graph, of `before(x)` if a rectifier is given (applied as the
+/// kernels read the input, never stored); inputs `[x, weight, bias?]`.
 pub fn conv2d_traced(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     g: &ConvGeometry,
+    before: Option<Rectifier>,
 ) -> Result<Traced> {
-    let op = Conv::of(g);
+    let op = Conv {
+        before,
+        ..Conv::of(g)
+    };
     let mut inputs = vec![x.contiguous()?, weight.contiguous()?];
     let output = match bias {
         Some(b) => {
@@ -67,13 +72,15 @@ pub fn conv2d_traced(
     })
 }
 
-/// The convolution's geometry, padding resolved to `[top, bottom, left, right]`.
+/// The convolution's geometry, padding resolved to `[top, bottom, left, right]`, and a
+/// rectifier applied to its input first, if any.
 #[derive(Debug, Clone, Copy)]
 struct Conv {
     stride: [usize; 2],
     padding: [usize; 4],
     dilation: usize,
     groups: usize,
+    before: Option<Rectifier>,
 }
 
 /// Sizes of one convolution call.
@@ -97,6 +104,7 @@ impl Conv {
             padding: g.padding_of(),
             dilation: g.dilation,
             groups: g.groups,
+            before: None,
         }
     }
 }
@@ -250,6 +258,9 @@ impl Conv {
         if let Some(isa) = direct::usable(self, s) {
             return direct::forward(isa, (self, s), x, weight, bias);
         }
+        // The other paths read the input in place: rectified, it is stored once here.
+        let rectified = self.before.map(|r| r.forward(x));
+        let x = rectified.as_deref().unwrap_or(x);
         let g = self.groups;
         let (n, k) = (s.n(), s.k(g));
         let (cg, mg) = (s.cin / g, s.cout / g);
@@ -409,7 +420,16 @@ impl ConvBackward {
         // The im2col buffer, where the weight or input gradient still goes through it.
         let unfolds =
             !(pointwise || depthwise) && (direct.is_none() || (self.input && !direct_input));
+        // The input the weight gradient multiplies: rectified, if the convolution rectifies it
+        // first (stored once here where the direct kernels, which rectify as they block each
+        // image, do not compute it).
+        let rectified = conv
+            .before
+            .filter(|_| self.weight && direct.is_none())
+            .map(|r| r.forward(x));
+        let xw = rectified.as_deref().unwrap_or(x);
         let partials = over_ranges(s.batch, dx, per_image, |images, dx| {
+            let range = &x[images.start * image..][..images.len() * image];
             let mut dw = vec![0.0f32; dw_len];
             let mut db = vec![0.0f32; db_len];
             let mut col = vec![0.0f32; if unfolds { k * n } else { 0 }];
@@ -423,7 +443,13 @@ impl ConvBackward {
                 Some(d) if direct_input => {
                     for (j, i) in images.clone().enumerate() {
                         d.load(i, &mut loaded);
-                        d.write_input_gradient(&loaded, &mut dx[j * image..][..image]);
+                        let dxi = &mut dx[j * image..][..image];
+                        d.write_input_gradient(&loaded, dxi);
+                        if let Some(r) = conv.before {
+                            // SAFETY: the direct kernel wrote the image's gradient in full.
+                            let dxi = unsafe { assume_init(dxi) };
+                            r.gradient_in_place(dxi, &range[j * image..][..image]);
+                        }
                         d.add_weight_gradient(&loaded, &mut blocked_dw);
                     }
                     // SAFETY: the direct kernel wrote each image's gradient in full.
@@ -442,7 +468,7 @@ impl ConvBackward {
                 if depthwise {
                     let dwi = self.weight.then_some(&mut dw[..]);
                     let dxi = self.input.then(|| &mut dx[j * image..][..image]);
-                    let xi = &x[i * image..][..image];
+                    let xi = &xw[i * image..][..image];
                     conv.depthwise_backward((s, &taps), dyi, xi, weight, dwi, dxi);
                     continue;
                 }
@@ -452,7 +478,7 @@ impl ConvBackward {
                 }
                 for group in 0..g {
                     let dyg = Operand::rows(&dyi[group * mg * n..][..mg * n], n);
-                    let xg = &x[i * image + group * cg * s.h * s.w..][..cg * s.h * s.w];
+                    let xg = &xw[i * image + group * cg * s.h * s.w..][..cg * s.h * s.w];
                     if self.weight && direct.is_none() {
                         if !pointwise {
                             conv.im2col((s, &taps), xg, &mut col);
@@ -472,6 +498,9 @@ impl ConvBackward {
                         }
                     }
                 }
+            }
+            if let Some(r) = conv.before.filter(|_| self.input && !direct_input) {
+                r.gradient_in_place(dx, range);
             }
             if let Some(d) = direct.as_ref().filter(|_| self.weight) {
                 d.unblock_weight_gradient(&blocked_dw, &mut dw);

@@ -26,7 +26,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::super::written_planes;
+use super::super::{written_planes, Rectifier};
 use super::{Conv, Sizes};
 
 mod kernels;
@@ -78,11 +78,19 @@ struct Images<'a> {
     channels: usize,
     size: [usize; 2],
     frame: Frame,
+    /// A rectifier applied to each blocked image (the padding stays zero).
+    rectifier: Option<Rectifier>,
 }
 
 impl<'a> Images<'a> {
-    /// `data` `[.., c, h, w]`, padded `[top, bottom, left, right]` in its blocked form.
-    fn new(data: &'a [f32], [c, h, w]: [usize; 3], [top, bottom, left, right]: [usize; 4]) -> Self {
+    /// `data` `[.., c, h, w]`, padded `[top, bottom, left, right]` in its blocked form, and
+    /// rectified there if `rectifier` is given.
+    fn new(
+        data: &'a [f32],
+        [c, h, w]: [usize; 3],
+        [top, bottom, left, right]: [usize; 4],
+        rectifier: Option<Rectifier>,
+    ) -> Self {
         let frame = Frame {
             blocks: c.div_ceil(L),
             height: h + top + bottom,
@@ -95,6 +103,7 @@ impl<'a> Images<'a> {
             channels: c,
             size: [h, w],
             frame,
+            rectifier,
         }
     }
 
@@ -112,6 +121,10 @@ impl<'a> Images<'a> {
         }
         // SAFETY: `block` wrote every element of each of the `len / plane` planes.
         unsafe { buffer.set_len(len) };
+        if let Some(r) = self.rectifier {
+            // Every rectifier maps the zeros of the padding to zero.
+            r.apply_in_place(buffer);
+        }
         buffer
     }
 }
@@ -230,7 +243,7 @@ pub(super) fn forward(
     weight: &[f32],
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let src = Images::new(x, [s.cin, s.h, s.w], conv.padding);
+    let src = Images::new(x, [s.cin, s.h, s.w], conv.padding, conv.before);
     let weight = blocked_weight(weight, [s.cout, s.cin, s.kh, s.kw], false);
     let plan = Plan::of(isa, (conv, s), src.frame);
     let image = s.cout * s.n();
@@ -287,8 +300,8 @@ impl<'a> Backward<'a> {
             [0; 4]
         };
         let dims = [s.cout, s.cin, s.kh, s.kw];
-        let grads = Images::new(dy, [s.cout, s.oh, s.ow], pad);
-        let src = weight.then(|| Images::new(x, [s.cin, s.h, s.w], conv.padding));
+        let grads = Images::new(dy, [s.cout, s.oh, s.ow], pad, None);
+        let src = weight.then(|| Images::new(x, [s.cin, s.h, s.w], conv.padding, conv.before));
         let plan = Plan::of(
             isa,
             (conv, s),
