@@ -6,7 +6,7 @@ use arch_space::lang::{Activation, Padding};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainer::ops::cpu::{batch_norm_train_traced, conv2d_traced, Rectifier};
+use trainer::ops::cpu::{batch_norm_train_traced, conv2d_traced, Rectifier, Traced};
 use trainer::ops::{ConvGeometry, Kernels, PoolGeometry};
 
 mod common;
@@ -60,6 +60,27 @@ fn compare(
         if let (Some(a), Some(b)) = (a, b) {
             assert_close(&format!("{what}: gradient of input {i}"), a, b);
         }
+    }
+}
+
+/// A traced op's output and the gradients of its three inputs (from the output gradient `dy`)
+/// against `reference` on the same inputs under candle's autograd.
+fn assert_traced_matches(
+    what: &str,
+    traced: &Traced,
+    dy: &Tensor,
+    inputs: [&Tensor; 3],
+    reference: impl Fn([&Tensor; 3]) -> Tensor,
+) {
+    let grads = traced.gradients(&[true; 3], dy).unwrap();
+    let vars = inputs.map(|t| Var::from_tensor(t).unwrap());
+    let y = reference(vars.each_ref().map(|v| v.as_tensor()));
+    let theirs = (&y * dy).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close(&format!("{what}: output"), &traced.output, &y);
+    for (i, (ours, var)) in grads.iter().zip(&vars).enumerate() {
+        let ours = ours.as_ref().expect("a gradient");
+        let theirs = theirs.get(var).expect("a gradient");
+        assert_close(&format!("{what}: gradient of input {i}"), ours, theirs);
     }
 }
 
@@ -205,21 +226,11 @@ fn convolutions_of_a_rectified_input_match_candle() {
             let rectifier = Rectifier::of(&a).expect("a native rectifier");
             let traced = conv2d_traced(&x, &w, Some(&b), &g, Some(rectifier)).unwrap();
             let dy = random(&mut rng, traced.output.dims());
-            let grads = traced.gradients(&[true; 3], &dy).unwrap();
-            let vars = [&x, &w, &b].map(|t| Var::from_tensor(t).unwrap());
-            let [xv, wv, bv] = vars.each_ref().map(|v| v.as_tensor());
-            let rectified = Kernels::Candle.activation(xv, &a).unwrap();
-            let y = Kernels::Candle
-                .conv2d(&rectified, wv, Some(bv), &g)
-                .unwrap();
-            let reference = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
             let what = format!("case {case}: {a:?}, {g:?}, input {:?}", x.dims());
-            assert_close(&format!("{what}: output"), &traced.output, &y);
-            for (i, (ours, var)) in grads.iter().zip(&vars).enumerate() {
-                let ours = ours.as_ref().expect("a gradient");
-                let theirs = reference.get(var).expect("a gradient");
-                assert_close(&format!("{what}: gradient of input {i}"), ours, theirs);
-            }
+            assert_traced_matches(&what, &traced, &dy, [&x, &w, &b], |[x, w, b]| {
+                let rectified = Kernels::Candle.activation(x, &a).unwrap();
+                Kernels::Candle.conv2d(&rectified, w, Some(b), &g).unwrap()
+            });
         }
     }
 }
@@ -344,21 +355,13 @@ fn batch_norm_fused_with_a_rectifier_matches_candle() {
         let traced = batch_norm_train_traced(&x, Some(&w), Some(&b), 1e-5, Some(rectifier))
             .unwrap()
             .0;
-        let grads = traced.gradients(&[true; 3], &dy).unwrap();
-        let vars = [&x, &w, &b].map(|t| Var::from_tensor(t).unwrap());
-        let [xv, wv, bv] = vars.each_ref().map(|v| v.as_tensor());
-        let normalized = Kernels::Candle
-            .batch_norm_train(xv, Some(wv), Some(bv), 1e-5)
-            .unwrap()
-            .0;
-        let y = Kernels::Candle.activation(&normalized, &a).unwrap();
-        let reference = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
-        assert_close(&format!("{what}: output"), &traced.output, &y);
-        for (i, (ours, var)) in grads.iter().zip(&vars).enumerate() {
-            let ours = ours.as_ref().expect("a gradient");
-            let theirs = reference.get(var).expect("a gradient");
-            assert_close(&format!("{what}: gradient of input {i}"), ours, theirs);
-        }
+        assert_traced_matches(&what, &traced, &dy, [&x, &w, &b], |[x, w, b]| {
+            let normalized = Kernels::Candle
+                .batch_norm_train(x, Some(w), Some(b), 1e-5)
+                .unwrap()
+                .0;
+            Kernels::Candle.activation(&normalized, &a).unwrap()
+        });
     }
 }
 

@@ -11,17 +11,19 @@
 //! Work runs on rayon and is deterministic. Reductions across the batch (the convolution's
 //! weight gradient) run in a fixed partition of the batch (one contiguous range per thread),
 //! partial sums added in range order, so results depend on the thread count and nothing else;
-//! per-channel reductions (BatchNorm) run in parallel over channels, each channel summed
-//! sequentially in a fixed order (f32 lanes within blocks of 1,024, blocks added in f64), so
-//! they do not even depend on the thread count.
+//! per-channel reductions (BatchNorm) run in parallel over fixed groups of images, each group's
+//! planes summed in a fixed order (f32 lanes within blocks of 1,024, blocks added in f64) and
+//! the groups added in order, so they do not even depend on the thread count.
 //! Elementwise and per-plane work (activations, pooling, normalization's output) needs no
 //! order.
 //!
 //! * [`conv2d`]: direct kernels in a 16-channel blocked layout on AVX-512 or AVX2 CPUs
 //!   (`conv/direct.rs`), otherwise im2col + gemm per image (`conv.rs`); depthwise convolutions
-//!   as direct loops (`conv/depthwise.rs`).
+//!   as direct loops (`conv/depthwise.rs`). [`conv2d_traced`] can rectify its input as it
+//!   reads it (a rectifier then a convolution, with the rectified values never stored).
 //! * [`batch_norm_train`], [`batch_norm_eval`]: one pass for the output, one reduction per
-//!   channel for the gradients (`norm.rs`).
+//!   channel for the gradients (`norm.rs`); [`batch_norm_train_traced`] can apply a rectifier
+//!   in the same pass.
 //! * [`max_pool2d`], [`avg_pool2d`]: per plane, the max-pool gradient going to the first
 //!   maximum of each window, found again in the backward pass (`pool.rs`).
 //! * [`rectify`]: ReLU, ReLU6 and LeakyReLU, and [`add_traced`], the sum of two tensors
