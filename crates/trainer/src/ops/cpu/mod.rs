@@ -29,8 +29,8 @@
 //! * [`rectify`]: ReLU, ReLU6 and LeakyReLU, and [`add_traced`], the sum of two tensors
 //!   (`activation.rs`).
 //!
-//! Outputs are allocated uninitialized and written in parallel planes ([`planes`] zeroes each
-//! plane just before its writer runs, [`planes_of`] writes elementwise results once): a serial
+//! Outputs are allocated uninitialized and written in parallel planes (`planes` zeroes each
+//! plane just before its writer runs, `planes_of` writes elementwise results once): a serial
 //! `vec![0.0; n]` over activation-sized buffers cost as much as some kernels.
 
 use std::mem::MaybeUninit;
