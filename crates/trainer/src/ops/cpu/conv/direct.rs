@@ -235,6 +235,12 @@ impl Plan {
     }
 }
 
+thread_local! {
+    /// The blocked input image a thread's forward pass convolves, its buffer kept from image to
+    /// image (as the backward pass keeps its [`Loaded`] for a range of images).
+    static BLOCKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The forward pass `[batch, cout, oh, ow]` of `conv`, which [`usable`] accepted for `isa`.
 pub(super) fn forward(
     isa: Isa,
@@ -250,8 +256,9 @@ pub(super) fn forward(
     // SAFETY: `convolve` writes every element of its image's output.
     unsafe {
         written_planes(s.batch * image, image, |i, out| {
-            let mut buffer = Vec::new();
-            plan.convolve(src.block(isa, i, &mut buffer), &weight, bias, out)
+            BLOCKED.with_borrow_mut(|buffer| {
+                plan.convolve(src.block(isa, i, buffer), &weight, bias, out)
+            })
         })
     }
 }
