@@ -153,13 +153,13 @@ impl Rectifier {
 
     /// Rectifies `values` in place (serially: for data a kernel is about to read).
     pub(super) fn apply_in_place(self, values: &mut [f32]) {
-        per_kind!(self, |r| update(values, &[], move |v, _| r.value(v)))
+        per_kind!(self, |r| update(values, None, move |v, _| r.value(v)))
     }
 
     /// Turns the gradient `dx` of the rectified values into that of their inputs `x`, in
     /// place (serially).
     pub(super) fn gradient_in_place(self, dx: &mut [f32], x: &[f32]) {
-        per_kind!(self, |r| update(dx, x, move |g, v| r.gradient(g, v)))
+        per_kind!(self, |r| update(dx, Some(x), move |g, v| r.gradient(g, v)))
     }
 }
 

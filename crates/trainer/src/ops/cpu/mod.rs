@@ -318,14 +318,15 @@ vectorized! {
 }
 
 vectorized! {
-    /// `values[i] = f(values[i], other[i])`, or `f(values[i], 0.0)` for every value if `other`
-    /// is empty.
-    fn update(values: &mut [f32], other: &[f32], f: impl Fn(f32, f32) -> f32) {
-        if other.is_empty() {
-            values.iter_mut().for_each(|v| *v = f(*v, 0.0));
-        } else {
-            for (v, &o) in values.iter_mut().zip(other) {
-                *v = f(*v, o);
+    /// `values[i] = f(values[i], other[i])`, or `f(values[i], 0.0)` for every value without
+    /// `other`.
+    fn update(values: &mut [f32], other: Option<&[f32]>, f: impl Fn(f32, f32) -> f32) {
+        match other {
+            None => values.iter_mut().for_each(|v| *v = f(*v, 0.0)),
+            Some(other) => {
+                for (v, &o) in values.iter_mut().zip(other) {
+                    *v = f(*v, o);
+                }
             }
         }
     }
